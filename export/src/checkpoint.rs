@@ -1,0 +1,232 @@
+//! Checkpoints: a directory holding `model.safetensors` (f32 weights named
+//! by the weight-name scheme) and `model.card.json` (the model card).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use edge_seg_models::atomic;
+use edge_seg_models::weights::{weight_entries, weights_sha256, WeightEntry};
+use edge_seg_models::ModelCard;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::ExportError;
+
+/// File name of the weights inside a checkpoint directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// File name of the card inside a checkpoint directory.
+pub const CARD_FILE: &str = "model.card.json";
+
+/// One f32 tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+impl Tensor {
+    pub fn le_bytes(&self) -> Vec<u8> {
+        edge_seg_models::weights::f32_le_bytes(&self.values)
+    }
+}
+
+/// A model's card and weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub card: ModelCard,
+    pub weights: BTreeMap<String, Tensor>,
+}
+
+impl Checkpoint {
+    /// Check every tensor of the spec's scheme is present with the right
+    /// shape, and nothing else is; the error lists every problem.
+    pub fn check_weights(&self, source: &Path) -> Result<(), ExportError> {
+        let entries = weight_entries(&self.card.network);
+        let mut problems = Vec::new();
+        for WeightEntry { name, shape } in &entries {
+            match self.weights.get(name) {
+                None => problems.push(format!("missing tensor {name} (expected shape {shape:?})")),
+                Some(t) if &t.shape != shape => {
+                    problems.push(format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape))
+                }
+                Some(t) if t.values.len() != shape.iter().product::<usize>() => problems.push(format!(
+                    "tensor {name} holds {} values for shape {shape:?}",
+                    t.values.len()
+                )),
+                Some(t) if t.values.iter().any(|v| !v.is_finite()) => {
+                    problems.push(format!("tensor {name} contains NaN or infinite values"))
+                }
+                Some(_) => {}
+            }
+        }
+        for name in self.weights.keys() {
+            if !entries.iter().any(|e| &e.name == name) {
+                problems.push(format!("unexpected tensor {name} (not in the network's weight scheme)"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ExportError::Weights {
+                path: source.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// SHA-256 of the f32 weights in scheme order (what `weights_sha256`
+    /// holds for an f32 model).
+    pub fn weights_sha256(&self) -> String {
+        let bytes: Vec<Vec<u8>> = weight_entries(&self.card.network)
+            .iter()
+            .map(|e| self.weights.get(&e.name).map(Tensor::le_bytes).unwrap_or_default())
+            .collect();
+        weights_sha256(bytes.iter().map(|b| b.as_slice()))
+    }
+
+    /// Read and check a checkpoint directory.
+    pub fn read(dir: &Path) -> Result<Checkpoint, ExportError> {
+        let card_path = dir.join(CARD_FILE);
+        let weights_path = dir.join(WEIGHTS_FILE);
+        if !dir.is_dir() {
+            return Err(ExportError::Checkpoint {
+                path: dir.to_path_buf(),
+                problem:
+                    "not a checkpoint directory (expected a directory holding model.safetensors and model.card.json)"
+                        .into(),
+            });
+        }
+        let card_text = std::fs::read_to_string(&card_path).map_err(|e| io(&card_path, e))?;
+        let card = ModelCard::from_json(&card_text).map_err(|e| ExportError::Card {
+            path: card_path.clone(),
+            source: e,
+        })?;
+        let bytes = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
+        let weights = read_safetensors(&weights_path, &bytes)?;
+        let ckpt = Checkpoint { card, weights };
+        ckpt.check_weights(&weights_path)?;
+        Ok(ckpt)
+    }
+
+    /// Write as a checkpoint directory (created if needed); each file is
+    /// written atomically. The card's `weights_sha256` is set from the weights.
+    pub fn write(&self, dir: &Path) -> Result<(), ExportError> {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let mut card = self.card.clone();
+        card.weights_sha256 = self.weights_sha256();
+        let weights_path = dir.join(WEIGHTS_FILE);
+        atomic::write_bytes(&weights_path, &safetensors_bytes(&self.weights)).map_err(|e| io(&weights_path, e))?;
+        let card_path = dir.join(CARD_FILE);
+        atomic::write_bytes(&card_path, card.to_json_pretty().as_bytes()).map_err(|e| io(&card_path, e))?;
+        Ok(())
+    }
+}
+
+fn io(path: &Path, e: std::io::Error) -> ExportError {
+    ExportError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Serialise f32 tensors as safetensors.
+pub fn safetensors_bytes(tensors: &BTreeMap<String, Tensor>) -> Vec<u8> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shape.clone(), t.le_bytes()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data"),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, None).expect("f32 tensors serialise")
+}
+
+/// Parse safetensors bytes holding f32 tensors.
+pub fn read_safetensors(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, ExportError> {
+    let bad = |problem: String| ExportError::Checkpoint {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(bad(format!(
+                "tensor {name} has dtype {:?}; checkpoints hold f32",
+                view.dtype()
+            )));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        out.insert(
+            name,
+            Tensor {
+                shape: view.shape().to_vec(),
+                values,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The paths of a checkpoint's two files.
+pub fn checkpoint_files(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join(WEIGHTS_FILE), dir.join(CARD_FILE))
+}
+
+/// A small deterministic generator (SplitMix64) for random weights.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    fn symmetric(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+impl Checkpoint {
+    /// A checkpoint with Glorot-uniform random weights (and small random
+    /// biases, so tests see them) for the card's network, deterministic for
+    /// `seed`. Used for tests and speed benchmarks.
+    pub fn random(card: ModelCard, seed: u64) -> Checkpoint {
+        let mut rng = SplitMix64(seed);
+        let weights = weight_entries(&card.network)
+            .into_iter()
+            .map(|e| {
+                let n: usize = e.shape.iter().product();
+                let limit = if e.shape.len() == 5 {
+                    let receptive: usize = e.shape[2..].iter().product();
+                    let (fan_out, fan_in) = if e.name.ends_with(".up.weight") {
+                        (e.shape[1] * receptive, e.shape[0] * receptive)
+                    } else {
+                        (e.shape[0] * receptive, e.shape[1] * receptive)
+                    };
+                    (6.0 / (fan_in + fan_out) as f32).sqrt()
+                } else {
+                    0.1
+                };
+                let values = (0..n).map(|_| rng.symmetric() * limit).collect();
+                (e.name, Tensor { shape: e.shape, values })
+            })
+            .collect();
+        let mut ckpt = Checkpoint { card, weights };
+        ckpt.card.weights_sha256 = ckpt.weights_sha256();
+        ckpt
+    }
+}

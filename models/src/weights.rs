@@ -1,0 +1,126 @@
+//! The weight-name scheme and the weight hash.
+//!
+//! Every tensor of a network has one stable name derived from its spec
+//! (`enc0.conv1.weight`, `dec2.conv0.bias`, `dec1.up.weight`, `head.weight`).
+//! The burn model, safetensors checkpoints and ONNX initializers all use these
+//! names, and [`weights_sha256`] hashes tensors in this order.
+
+use sha2::{Digest, Sha256};
+
+use crate::spec::NetworkSpec;
+
+/// One named tensor of the scheme.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightEntry {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+impl WeightEntry {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// The ordered list of (name, shape) for every tensor of `spec`: for each
+/// layer in forward order, its weight then its bias.
+pub fn weight_entries(spec: &NetworkSpec) -> Vec<WeightEntry> {
+    spec.layers()
+        .into_iter()
+        .flat_map(|layer| {
+            let [w, b] = layer.weight_shapes();
+            [
+                WeightEntry {
+                    name: format!("{}.weight", layer.name),
+                    shape: w,
+                },
+                WeightEntry {
+                    name: format!("{}.bias", layer.name),
+                    shape: b,
+                },
+            ]
+        })
+        .collect()
+}
+
+/// SHA-256 (lower-case hex) of the tensors' raw little-endian bytes, as
+/// stored, concatenated in weight-name-scheme order.
+pub fn weights_sha256<'a>(tensors_in_scheme_order: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut hasher = Sha256::new();
+    for bytes in tensors_in_scheme_order {
+        hasher.update(bytes);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Little-endian bytes of an f32 slice (the stored form of f32 weights).
+pub fn f32_le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{NetworkSpec, Upsampling};
+
+    #[test]
+    fn names_follow_layers_weight_then_bias() {
+        let spec = NetworkSpec {
+            levels: 2,
+            base_filters: 4,
+            ..NetworkSpec::paper(3)
+        };
+        let names: Vec<String> = weight_entries(&spec).into_iter().map(|e| e.name).collect();
+        assert_eq!(
+            names,
+            [
+                "enc0.conv0.weight",
+                "enc0.conv0.bias",
+                "enc0.conv1.weight",
+                "enc0.conv1.bias",
+                "enc1.conv0.weight",
+                "enc1.conv0.bias",
+                "enc1.conv1.weight",
+                "enc1.conv1.bias",
+                "dec0.conv0.weight",
+                "dec0.conv0.bias",
+                "dec0.conv1.weight",
+                "dec0.conv1.bias",
+                "head.weight",
+                "head.bias",
+            ]
+        );
+    }
+
+    #[test]
+    fn shapes_match_parameter_count() {
+        for up in [Upsampling::Nearest, Upsampling::Transposed] {
+            let spec = NetworkSpec {
+                upsampling: up,
+                ..NetworkSpec::paper(23)
+            };
+            let total: usize = weight_entries(&spec).iter().map(WeightEntry::numel).sum();
+            assert_eq!(total as u64, spec.parameter_count());
+        }
+        let entries = weight_entries(&NetworkSpec::paper(23));
+        assert_eq!(entries[0].shape, vec![32, 1, 3, 3, 3]);
+        assert_eq!(entries.last().unwrap().shape, vec![23]);
+    }
+
+    #[test]
+    fn hash_is_order_sensitive_and_matches_concatenation() {
+        let a = f32_le_bytes(&[1.0, 2.0]);
+        let b = f32_le_bytes(&[3.0]);
+        let ab = weights_sha256([a.as_slice(), b.as_slice()]);
+        let ba = weights_sha256([b.as_slice(), a.as_slice()]);
+        assert_ne!(ab, ba);
+        let joined = [a.clone(), b.clone()].concat();
+        assert_eq!(ab, weights_sha256([joined.as_slice()]));
+        assert_eq!(ab.len(), 64);
+        // SHA-256 of nothing.
+        assert_eq!(
+            weights_sha256(std::iter::empty::<&[u8]>()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

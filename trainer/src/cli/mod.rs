@@ -1,0 +1,51 @@
+//! The `edge-seg-train` command line: one module per subcommand.
+
+mod phantoms;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// edge-seg-train: train 3D U-Nets on sparsely annotated scans, transfer them
+/// to new tasks, and export them for the edge-seg runtime.
+#[derive(Debug, Parser)]
+#[command(name = "edge-seg-train", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate synthetic CT/MR phantoms with labels, an nnU-Net layout and a manifest.
+    Phantoms(phantoms::PhantomsArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Phantoms(a) => phantoms::run(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edge-seg-train: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parse `a-b` (or a single value) as an inclusive range.
+pub(crate) fn parse_range(s: &str) -> Result<(f64, f64), String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let num = |t: &str| t.trim().parse::<f64>().map_err(|_| format!("invalid number in {s:?}"));
+    let (a, b) = match parts.as_slice() {
+        [a] => (num(a)?, num(a)?),
+        [a, b] => (num(a)?, num(b)?),
+        _ => return Err(format!("expected a value or a range like 0.7-1.0, got {s:?}")),
+    };
+    if !(a > 0.0 && b >= a && b.is_finite()) {
+        return Err(format!("range {s:?} must be positive and ascending"));
+    }
+    Ok((a, b))
+}

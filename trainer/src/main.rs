@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    edge_seg_trainer::cli::main()
+}
