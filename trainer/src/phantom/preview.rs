@@ -78,15 +78,15 @@ fn draw_slice(
     Ok(())
 }
 
-/// Write a PNG montage: one row per case, axial and coronal views.
+/// Write a PNG montage: one row per case, axial, coronal and sagittal views.
 pub fn write_montage(out: &Path, cases: &[PreviewCase]) -> Result<()> {
-    let width = 2 * VIEW + 30;
+    let width = 3 * VIEW + 40;
     let height = cases.len() as u32 * (VIEW + TITLE + 8) + 8;
     let root = BitMapBackend::new(out, (width, height)).into_drawing_area();
     root.fill(&BLACK).map_err(|e| anyhow!("{e}"))?;
     for (n, case) in cases.iter().enumerate() {
         let (img, lab, sp) = load(case)?;
-        let (nz, ny, _) = img.dim();
+        let (nz, ny, nx) = img.dim();
         let window = if case.mr {
             let mut v: Vec<f32> = img.iter().copied().collect();
             v.sort_by(|a, b| a.total_cmp(b));
@@ -106,6 +106,9 @@ pub fn write_montage(out: &Path, cases: &[PreviewCase]) -> Result<()> {
         let axial_lab = flip(lab.index_axis(Axis(0), nz / 2).to_owned());
         let cor_img = flip(img.index_axis(Axis(1), ny / 2).to_owned());
         let cor_lab = flip(lab.index_axis(Axis(1), ny / 2).to_owned());
+        // Sagittal at mid x: superior at the top, anterior on the left.
+        let sag_img = flip(img.index_axis(Axis(2), nx / 2).to_owned());
+        let sag_lab = flip(lab.index_axis(Axis(2), nx / 2).to_owned());
         let y0 = 8 + n as i32 * (VIEW + TITLE + 8) as i32;
         root.draw_text(&case.title, &("sans-serif", 16).into_font().color(&WHITE), (10, y0))
             .map_err(|e| anyhow!("{e}"))?;
@@ -125,6 +128,15 @@ pub fn write_montage(out: &Path, cases: &[PreviewCase]) -> Result<()> {
             &cor_img,
             &cor_lab,
             (sp[0], sp[2]),
+            window,
+            case.label_names,
+        )?;
+        draw_slice(
+            &root,
+            (30 + 2 * VIEW as i32, top),
+            &sag_img,
+            &sag_lab,
+            (sp[0], sp[1]),
             window,
             case.label_names,
         )?;
