@@ -200,31 +200,40 @@ impl SplitMix64 {
     }
 }
 
-impl Checkpoint {
-    /// A checkpoint with Glorot-uniform random weights (and small random
-    /// biases, so tests see them) for the card's network, deterministic for
-    /// `seed`. Used for tests and speed benchmarks.
-    pub fn random(card: ModelCard, seed: u64) -> Checkpoint {
-        let mut rng = SplitMix64(seed);
-        let weights = weight_entries(&card.network)
-            .into_iter()
-            .map(|e| {
-                let n: usize = e.shape.iter().product();
-                let limit = if e.shape.len() == 5 {
-                    let receptive: usize = e.shape[2..].iter().product();
-                    let (fan_out, fan_in) = if e.name.ends_with(".up.weight") {
-                        (e.shape[1] * receptive, e.shape[0] * receptive)
-                    } else {
-                        (e.shape[0] * receptive, e.shape[1] * receptive)
-                    };
-                    (6.0 / (fan_in + fan_out) as f32).sqrt()
+/// Glorot-uniform weights for every tensor of `spec`'s scheme (fan-in and
+/// fan-out over the receptive field), deterministic for `seed`; biases are
+/// zero, or small random values with `random_bias` (so tests see them).
+pub fn glorot_weights(spec: &edge_seg_models::NetworkSpec, seed: u64, random_bias: bool) -> BTreeMap<String, Tensor> {
+    let mut rng = SplitMix64(seed);
+    weight_entries(spec)
+        .into_iter()
+        .map(|e| {
+            let n: usize = e.shape.iter().product();
+            let values = if e.shape.len() == 5 {
+                let receptive: usize = e.shape[2..].iter().product();
+                let (fan_out, fan_in) = if e.name.ends_with(".up.weight") {
+                    (e.shape[1] * receptive, e.shape[0] * receptive)
                 } else {
-                    0.1
+                    (e.shape[0] * receptive, e.shape[1] * receptive)
                 };
-                let values = (0..n).map(|_| rng.symmetric() * limit).collect();
-                (e.name, Tensor { shape: e.shape, values })
-            })
-            .collect();
+                let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
+                (0..n).map(|_| rng.symmetric() * limit).collect()
+            } else if random_bias {
+                (0..n).map(|_| rng.symmetric() * 0.1).collect()
+            } else {
+                vec![0.0; n]
+            };
+            (e.name, Tensor { shape: e.shape, values })
+        })
+        .collect()
+}
+
+impl Checkpoint {
+    /// A checkpoint with Glorot-uniform random weights and small random
+    /// biases for the card's network, deterministic for `seed`. Used for
+    /// tests and speed benchmarks.
+    pub fn random(card: ModelCard, seed: u64) -> Checkpoint {
+        let weights = glorot_weights(&card.network, seed, true);
         let mut ckpt = Checkpoint { card, weights };
         ckpt.card.weights_sha256 = ckpt.weights_sha256();
         ckpt

@@ -5,10 +5,18 @@
 //! - [`geometry`]: orientation, resampling, body cropping;
 //! - [`intensity`]: CT windowing and MR z-scoring;
 //! - [`memory`]: memory budgets;
+//! - [`model`]: loading an ONNX model and its card, with checks;
+//! - [`backend`]: running one tile (tract);
+//! - [`preprocess`]: scan → model grid and labels back, shared with the trainer;
+//! - [`tiling`]: sliding-window inference (exact overlap-tile or Gaussian blending);
 //! - [`cli`]: the `edge-seg` command line.
 
+pub mod backend;
 pub mod cli;
 pub mod geometry;
 pub mod intensity;
 pub mod memory;
+pub mod model;
+pub mod preprocess;
+pub mod tiling;
 pub mod volume;

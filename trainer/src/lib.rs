@@ -2,7 +2,20 @@
 //! sparse-label losses, base training and transfer to new tasks.
 //!
 //! - [`phantom`]: synthetic CT/MR phantoms and their data sets;
+//! - [`data`]: manifests, importers, preprocessing cache, patch sampling;
+//! - [`unet`]: the burn 3D U-Net;
+//! - [`loss`]: naive, masked and marginal sparse-label losses;
+//! - [`train`]: the training loop, checkpoints and reports;
+//! - [`predict`]: sliding-window prediction with a checkpoint;
+//! - [`metrics`]: Dice and HD95;
 //! - [`cli`]: the `edge-seg-train` command line.
 
 pub mod cli;
+pub mod data;
+pub mod device;
+pub mod loss;
+pub mod metrics;
 pub mod phantom;
+pub mod predict;
+pub mod train;
+pub mod unet;

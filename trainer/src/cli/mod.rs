@@ -1,10 +1,17 @@
 //! The `edge-seg-train` command line: one module per subcommand.
 
+mod base;
+mod export;
+mod import;
 mod phantoms;
+mod predict;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+pub use base::{network_spec, parse_spacing, train_config, TrainArgs};
+pub use export::export_checked;
 
 /// edge-seg-train: train 3D U-Nets on sparsely annotated scans, transfer them
 /// to new tasks, and export them for the edge-seg runtime.
@@ -19,12 +26,24 @@ pub struct Cli {
 enum Command {
     /// Generate synthetic CT/MR phantoms with labels, an nnU-Net layout and a manifest.
     Phantoms(phantoms::PhantomsArgs),
+    /// Write a manifest for an nnU-Net v2 or Medical Segmentation Decathlon data set.
+    Import(import::ImportArgs),
+    /// Train a base model on a (sparsely annotated) data set.
+    Base(base::BaseArgs),
+    /// Segment scans with a training checkpoint.
+    Predict(predict::PredictArgs),
+    /// Export a checkpoint to one ONNX file, verified against the burn model.
+    Export(export::ExportArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Phantoms(a) => phantoms::run(&a),
+        Command::Import(a) => import::run(&a),
+        Command::Base(a) => base::run(&a),
+        Command::Predict(a) => predict::run(&a),
+        Command::Export(a) => export::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

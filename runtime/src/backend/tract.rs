@@ -1,0 +1,69 @@
+//! The CPU backend: tract runs the ONNX graph, with one optimised plan per
+//! tile shape, built once and reused.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ndarray::{Array3, Array4};
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::*;
+
+/// Set how many threads tract's matrix kernels use (process-wide).
+pub fn set_threads(n: usize) {
+    tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::multithread(n.max(1)));
+}
+
+/// A model prepared for tract.
+pub struct TractBackend {
+    proto: ModelProto,
+    plans: Mutex<HashMap<[usize; 3], Arc<TypedRunnableModel>>>,
+    classes: usize,
+}
+
+impl TractBackend {
+    pub fn new(proto: &ModelProto, classes: usize) -> TractBackend {
+        TractBackend {
+            proto: proto.clone(),
+            plans: Mutex::new(HashMap::new()),
+            classes,
+        }
+    }
+
+    /// The optimised plan for a tile shape (built on first use).
+    pub fn plan(&self, shape: [usize; 3]) -> Result<Arc<TypedRunnableModel>, String> {
+        if let Some(p) = self.plans.lock().unwrap().get(&shape) {
+            return Ok(p.clone());
+        }
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(&self.proto)
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, shape[0], shape[1], shape[2]]).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| format!("tract cannot prepare the model for a {shape:?} tile: {e:#}"))?;
+        self.plans.lock().unwrap().insert(shape, plan.clone());
+        Ok(plan)
+    }
+
+    /// Run one tile: `[z, y, x]` → scores `[C, z', y', x']`.
+    pub fn run(&self, input: &Array3<f32>) -> Result<Array4<f32>, String> {
+        let (z, y, x) = input.dim();
+        let plan = self.plan([z, y, x])?;
+        let data = input.as_standard_layout().iter().copied().collect::<Vec<f32>>();
+        let t = tract_ndarray::Array5::from_shape_vec((1, 1, z, y, x), data).map_err(|e| e.to_string())?;
+        let out = plan
+            .run(tvec!(Tensor::from(t).into()))
+            .map_err(|e| format!("tract failed on a tile: {e:#}"))?;
+        let view = out[0]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| format!("unexpected output type: {e}"))?;
+        let s = view.shape().to_vec();
+        if s.len() != 5 || s[0] != 1 || s[1] != self.classes {
+            return Err(format!(
+                "the model returned shape {s:?}, expected [1, {}, d, h, w]",
+                self.classes
+            ));
+        }
+        let values: Vec<f32> = view.iter().copied().collect();
+        Array4::from_shape_vec((s[1], s[2], s[3], s[4]), values).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,517 @@
+//! Sliding-window inference over a volume on the model grid.
+//!
+//! - **Exact overlap-tile** (valid convolutions): tile `t` along an axis
+//!   reads input from `t·S − m` (the volume padded by the margin `m`) and
+//!   produces output for `[t·S, t·S + O)`; the step `S` is the largest
+//!   multiple of the pooling factor not above the output size `O`, so every
+//!   tile's pooling grid lines up with the whole volume's, and each output
+//!   voxel is kept from exactly one tile. The result equals one forward pass
+//!   over the whole padded volume. Each tile is decoded to labels at once.
+//! - **Gaussian-blended** (same padding): tiles placed as nnU-Net places
+//!   them, scores weighted by a Gaussian importance map (σ = tile/8) and
+//!   accumulated over a moving z-slab of tiles; each slab is decoded as
+//!   soon as no later tile touches it.
+
+use edge_seg_models::card::Decode;
+use edge_seg_models::spec::{NetworkSpec, Padding};
+use ndarray::{s, Array3, Array4, ArrayView3, ArrayView4};
+use rayon::prelude::*;
+
+/// Where one tile reads and what it keeps, in model-grid voxels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TilePos {
+    /// Start of the tile's input window (may be negative: padding).
+    pub input_start: [i64; 3],
+    /// Start of the tile's output window in the volume.
+    pub output_start: [i64; 3],
+    /// The part of the output kept: volume region `[keep_start, keep_end)`.
+    pub keep_start: [usize; 3],
+    pub keep_end: [usize; 3],
+}
+
+/// How tiles cover a volume.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TilePlan {
+    pub volume: [usize; 3],
+    pub input: [usize; 3],
+    pub output: [usize; 3],
+    pub blended: bool,
+    pub tiles: Vec<TilePos>,
+}
+
+/// Starts of `count` tiles of size `tile` evenly spread over `[0, n − tile]`.
+fn spread(n: usize, tile: usize, count: usize) -> Vec<i64> {
+    if count <= 1 || n <= tile {
+        return vec![0];
+    }
+    let span = (n - tile) as f64;
+    (0..count)
+        .map(|i| (span * i as f64 / (count - 1) as f64).round() as i64)
+        .collect()
+}
+
+impl TilePlan {
+    /// Plan tiles of input size `input` for `spec` over a volume `[z, y, x]`.
+    /// `overlap` is used for same-padded (blended) networks only.
+    pub fn new(spec: &NetworkSpec, volume: [usize; 3], input: [usize; 3], overlap: f64) -> Result<TilePlan, String> {
+        let output = spec.output_shape(input).map_err(|e| e.to_string())?;
+        match spec.padding {
+            Padding::Valid => Ok(Self::exact(spec, volume, input, output)),
+            Padding::Same => {
+                if !(0.0..1.0).contains(&overlap) {
+                    return Err(format!("overlap {overlap} must be in [0, 1)"));
+                }
+                Ok(Self::blended(volume, input, overlap))
+            }
+        }
+    }
+
+    fn exact(spec: &NetworkSpec, volume: [usize; 3], input: [usize; 3], output: [usize; 3]) -> TilePlan {
+        let step = output.map(|o| spec.tile_step(o));
+        let margin = [0, 1, 2].map(|d| (input[d] - output[d]) / 2);
+        let counts = [0, 1, 2].map(|d| volume[d].div_ceil(step[d]).max(1));
+        let mut tiles = Vec::new();
+        for tz in 0..counts[0] {
+            for ty in 0..counts[1] {
+                for tx in 0..counts[2] {
+                    let t = [tz, ty, tx];
+                    let out_start = [0, 1, 2].map(|d| (t[d] * step[d]) as i64);
+                    let keep_end = [0, 1, 2].map(|d| {
+                        if t[d] + 1 == counts[d] {
+                            volume[d]
+                        } else {
+                            (t[d] + 1) * step[d]
+                        }
+                    });
+                    tiles.push(TilePos {
+                        input_start: [0, 1, 2].map(|d| out_start[d] - margin[d] as i64),
+                        output_start: out_start,
+                        keep_start: [0, 1, 2].map(|d| t[d] * step[d]),
+                        keep_end,
+                    });
+                }
+            }
+        }
+        TilePlan {
+            volume,
+            input,
+            output,
+            blended: false,
+            tiles,
+        }
+    }
+
+    fn blended(volume: [usize; 3], tile: [usize; 3], overlap: f64) -> TilePlan {
+        let counts = [0, 1, 2].map(|d| {
+            if volume[d] <= tile[d] {
+                1
+            } else {
+                ((volume[d] - tile[d]) as f64 / (tile[d] as f64 * (1.0 - overlap))).ceil() as usize + 1
+            }
+        });
+        let starts: Vec<Vec<i64>> = (0..3).map(|d| spread(volume[d], tile[d], counts[d])).collect();
+        let mut tiles = Vec::new();
+        for &z in &starts[0] {
+            for &y in &starts[1] {
+                for &x in &starts[2] {
+                    let start = [z, y, x];
+                    tiles.push(TilePos {
+                        input_start: start,
+                        output_start: start,
+                        keep_start: [0, 1, 2].map(|d| start[d] as usize),
+                        keep_end: [0, 1, 2].map(|d| (start[d] as usize + tile[d]).min(volume[d])),
+                    });
+                }
+            }
+        }
+        TilePlan {
+            volume,
+            input: tile,
+            output: tile,
+            blended: true,
+            tiles,
+        }
+    }
+}
+
+/// The input window of `tile`, padded with `pad` outside the volume.
+pub fn extract_input(volume: ArrayView3<f32>, tile: &TilePos, size: [usize; 3], pad: f32) -> Array3<f32> {
+    let dims = volume.dim();
+    let n = [dims.0 as i64, dims.1 as i64, dims.2 as i64];
+    let mut out = Array3::from_elem((size[0], size[1], size[2]), pad);
+    // Overlap of the window with the volume.
+    let lo = [0, 1, 2].map(|d| tile.input_start[d].max(0));
+    let hi = [0, 1, 2].map(|d| (tile.input_start[d] + size[d] as i64).min(n[d]));
+    if (0..3).any(|d| lo[d] >= hi[d]) {
+        return out;
+    }
+    let (lo, hi) = (lo.map(|v| v as usize), hi.map(|v| v as usize));
+    let src = volume.slice(s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]]);
+    let o = [0, 1, 2].map(|d| (lo[d] as i64 - tile.input_start[d]) as usize);
+    out.slice_mut(s![
+        o[0]..o[0] + (hi[0] - lo[0]),
+        o[1]..o[1] + (hi[1] - lo[1]),
+        o[2]..o[2] + (hi[2] - lo[2])
+    ])
+    .assign(&src);
+    out
+}
+
+/// Decode class scores `[C, z, y, x]` to a label per voxel.
+pub fn decode(scores: ArrayView4<f32>, rule: Decode) -> Array3<u16> {
+    let (c, z, y, x) = scores.dim();
+    let mut out = Array3::<u16>::zeros((z, y, x));
+    for ((k, j, i), v) in out.indexed_iter_mut() {
+        *v = match rule {
+            Decode::Argmax => {
+                let mut best = 0;
+                let mut best_s = f32::NEG_INFINITY;
+                for ch in 0..c {
+                    let s = scores[[ch, k, j, i]];
+                    if s > best_s {
+                        best_s = s;
+                        best = ch;
+                    }
+                }
+                best as u16
+            }
+            Decode::Threshold => {
+                let mut best = 0;
+                let mut best_s = 0.5f32;
+                for ch in 1..c {
+                    let s = scores[[ch, k, j, i]];
+                    if s >= best_s {
+                        best_s = s;
+                        best = ch;
+                    }
+                }
+                best as u16
+            }
+        };
+    }
+    out
+}
+
+/// Gaussian importance map for a tile (σ = size/8 per axis, peak 1,
+/// smallest value clamped to the smallest positive one, as nnU-Net does).
+pub fn gaussian_map(size: [usize; 3]) -> Array3<f32> {
+    let g: Vec<Vec<f64>> = size
+        .iter()
+        .map(|&n| {
+            let sigma = n as f64 / 8.0;
+            let c = (n as f64 - 1.0) / 2.0;
+            (0..n)
+                .map(|i| (-((i as f64 - c).powi(2)) / (2.0 * sigma * sigma)).exp())
+                .collect()
+        })
+        .collect();
+    let mut m = Array3::from_shape_fn((size[0], size[1], size[2]), |(z, y, x)| {
+        (g[0][z] * g[1][y] * g[2][x]) as f32
+    });
+    let max = m.iter().cloned().fold(0.0f32, f32::max);
+    m.mapv_inplace(|v| v / max);
+    let min_pos = m.iter().cloned().filter(|v| *v > 0.0).fold(f32::INFINITY, f32::min);
+    m.mapv_inplace(|v| if v == 0.0 { min_pos } else { v });
+    m
+}
+
+/// A forward pass: input window `[z, y, x]` → scores `[C, z', y', x']`.
+pub type TileResult = Result<Array4<f32>, String>;
+
+/// Run `forward` over every tile of `plan` and return the label map.
+/// `parallel` runs exact tiles concurrently (blended tiles always run in
+/// order, slab by slab). `progress` is called after each tile.
+pub fn segment<F>(
+    volume: ArrayView3<f32>,
+    plan: &TilePlan,
+    pad: f32,
+    rule: Decode,
+    parallel: bool,
+    forward: F,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Array3<u16>, String>
+where
+    F: Fn(&Array3<f32>) -> TileResult + Sync,
+{
+    let dims = volume.dim();
+    if [dims.0, dims.1, dims.2] != plan.volume {
+        return Err(format!("volume {dims:?} does not match the plan's {:?}", plan.volume));
+    }
+    if plan.blended {
+        return segment_blended(volume, plan, pad, rule, forward, progress);
+    }
+    let run_tile = |tile: &TilePos| -> Result<(TilePos, Array3<u16>), String> {
+        let input = extract_input(volume, tile, plan.input, pad);
+        let scores = forward(&input)?;
+        check_scores(&scores, plan.output)?;
+        let k0 = [0, 1, 2].map(|d| tile.keep_start[d] - tile.output_start[d] as usize);
+        let k1 = [0, 1, 2].map(|d| tile.keep_end[d] - tile.output_start[d] as usize);
+        let kept = scores.slice(s![.., k0[0]..k1[0], k0[1]..k1[1], k0[2]..k1[2]]);
+        let labels = decode(kept, rule);
+        progress();
+        Ok((*tile, labels))
+    };
+    let results: Vec<Result<(TilePos, Array3<u16>), String>> = if parallel {
+        plan.tiles.par_iter().map(run_tile).collect()
+    } else {
+        plan.tiles.iter().map(run_tile).collect()
+    };
+    let mut out = Array3::<u16>::zeros(dims);
+    for r in results {
+        let (tile, labels) = r?;
+        out.slice_mut(s![
+            tile.keep_start[0]..tile.keep_end[0],
+            tile.keep_start[1]..tile.keep_end[1],
+            tile.keep_start[2]..tile.keep_end[2]
+        ])
+        .assign(&labels);
+    }
+    Ok(out)
+}
+
+fn check_scores(scores: &Array4<f32>, output: [usize; 3]) -> Result<(), String> {
+    let (_, z, y, x) = scores.dim();
+    if [z, y, x] != output {
+        return Err(format!(
+            "the model returned a {:?} tile, expected {output:?}",
+            [z, y, x]
+        ));
+    }
+    Ok(())
+}
+
+/// Accumulated, weighted scores over the rows `[lo, lo + rows)` of the
+/// volume that unfinished tiles can still touch.
+struct Slab {
+    lo: usize,
+    acc: Array4<f32>,
+    weight: Array3<f32>,
+}
+
+impl Slab {
+    fn new(classes: usize, lo: usize, ny: usize, nx: usize) -> Slab {
+        Slab {
+            lo,
+            acc: Array4::zeros((classes, 0, ny, nx)),
+            weight: Array3::zeros((0, ny, nx)),
+        }
+    }
+
+    /// Make the slab reach row `hi` (exclusive).
+    fn reach(&mut self, hi: usize) {
+        let (c, rows, ny, nx) = self.acc.dim();
+        let need = hi.saturating_sub(self.lo);
+        if need <= rows {
+            return;
+        }
+        let mut acc = Array4::zeros((c, need, ny, nx));
+        acc.slice_mut(s![.., ..rows, .., ..]).assign(&self.acc);
+        let mut weight = Array3::zeros((need, ny, nx));
+        weight.slice_mut(s![..rows, .., ..]).assign(&self.weight);
+        self.acc = acc;
+        self.weight = weight;
+    }
+
+    /// Add a tile's scores (`[C, z, y, x]`, already cut to the volume) at `start`.
+    fn add(&mut self, scores: ArrayView4<f32>, weights: ArrayView3<f32>, start: [usize; 3]) {
+        let (_, ez, ey, ex) = scores.dim();
+        let z = start[0] - self.lo;
+        let (y, x) = (start[1], start[2]);
+        for (ch, src) in scores.outer_iter().enumerate() {
+            let mut dst = self.acc.slice_mut(s![ch, z..z + ez, y..y + ey, x..x + ex]);
+            ndarray::Zip::from(&mut dst)
+                .and(&src)
+                .and(&weights)
+                .for_each(|d, &s, &w| *d += s * w);
+        }
+        let mut dw = self.weight.slice_mut(s![z..z + ez, y..y + ey, x..x + ex]);
+        dw += &weights;
+    }
+
+    /// Remove and return the normalised scores of rows `[lo, until)`.
+    fn take_until(&mut self, until: usize) -> Array4<f32> {
+        let n = until - self.lo;
+        let mut out = self.acc.slice(s![.., ..n, .., ..]).to_owned();
+        let w = self.weight.slice(s![..n, .., ..]);
+        for mut ch in out.outer_iter_mut() {
+            ndarray::Zip::from(&mut ch)
+                .and(&w)
+                .for_each(|v, &w| *v = if w > 0.0 { *v / w } else { 0.0 });
+        }
+        self.acc = self.acc.slice(s![.., n.., .., ..]).to_owned();
+        self.weight = self.weight.slice(s![n.., .., ..]).to_owned();
+        self.lo = until;
+        out
+    }
+}
+
+/// Gaussian-blended sliding window: calls `sink(z0, scores)` with the
+/// final, normalised scores of consecutive z-slabs `[z0, z0 + rows)`.
+pub fn blend_slabs<F>(
+    volume: ArrayView3<f32>,
+    plan: &TilePlan,
+    pad: f32,
+    forward: F,
+    progress: &(dyn Fn() + Sync),
+    mut sink: impl FnMut(usize, Array4<f32>),
+) -> Result<(), String>
+where
+    F: Fn(&Array3<f32>) -> TileResult,
+{
+    let (nz, ny, nx) = volume.dim();
+    let weights = gaussian_map(plan.input);
+    let mut z_starts: Vec<usize> = plan.tiles.iter().map(|t| t.output_start[0] as usize).collect();
+    z_starts.dedup();
+    let mut slab: Option<Slab> = None;
+    for (zi, &z0) in z_starts.iter().enumerate() {
+        for tile in plan.tiles.iter().filter(|t| t.output_start[0] as usize == z0) {
+            let input = extract_input(volume, tile, plan.input, pad);
+            let scores = forward(&input)?;
+            check_scores(&scores, plan.output)?;
+            let sl = slab.get_or_insert_with(|| Slab::new(scores.dim().0, 0, ny, nx));
+            sl.reach(tile.keep_end[0]);
+            let start = [0, 1, 2].map(|d| tile.output_start[d] as usize);
+            let ext = [0, 1, 2].map(|d| tile.keep_end[d] - start[d]);
+            sl.add(
+                scores.slice(s![.., ..ext[0], ..ext[1], ..ext[2]]),
+                weights.slice(s![..ext[0], ..ext[1], ..ext[2]]),
+                start,
+            );
+            progress();
+        }
+        // Rows below the next group's start are final.
+        let done_to = z_starts.get(zi + 1).copied().unwrap_or(nz);
+        if let Some(sl) = slab.as_mut() {
+            if done_to > sl.lo {
+                let lo = sl.lo;
+                sink(lo, sl.take_until(done_to));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn segment_blended<F>(
+    volume: ArrayView3<f32>,
+    plan: &TilePlan,
+    pad: f32,
+    rule: Decode,
+    forward: F,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Array3<u16>, String>
+where
+    F: Fn(&Array3<f32>) -> TileResult,
+{
+    let mut out = Array3::<u16>::zeros(volume.dim());
+    blend_slabs(volume, plan, pad, forward, progress, |z0, scores| {
+        let rows = scores.dim().1;
+        out.slice_mut(s![z0..z0 + rows, .., ..])
+            .assign(&decode(scores.view(), rule));
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_seg_models::spec::NetworkSpec;
+
+    fn valid_spec() -> NetworkSpec {
+        NetworkSpec {
+            levels: 3,
+            base_filters: 2,
+            ..NetworkSpec::paper(3)
+        }
+    }
+
+    #[test]
+    fn exact_tiles_cover_each_voxel_once_on_the_pooling_grid() {
+        let spec = valid_spec();
+        let input = 68; // 3 levels: 68 → 28
+        assert_eq!(spec.output_size(input), Some(28));
+        let plan = TilePlan::new(&spec, [50, 61, 23], [input; 3], 0.5).unwrap();
+        let mut count = Array3::<u8>::zeros((50, 61, 23));
+        for t in &plan.tiles {
+            for d in 0..3 {
+                assert_eq!(t.output_start[d] % 4, 0, "tiles start on the pooling grid");
+                assert_eq!(t.output_start[d] - t.input_start[d], 20);
+            }
+            count
+                .slice_mut(s![
+                    t.keep_start[0]..t.keep_end[0],
+                    t.keep_start[1]..t.keep_end[1],
+                    t.keep_start[2]..t.keep_end[2]
+                ])
+                .mapv_inplace(|v| v + 1);
+        }
+        assert!(count.iter().all(|&c| c == 1));
+        // step 28 (multiple of 4): 50 → 2 tiles, 61 → 3, 23 → 1
+        assert_eq!(plan.tiles.len(), 2 * 3 * 1);
+    }
+
+    #[test]
+    fn blended_starts_follow_nnunet() {
+        let spec = NetworkSpec {
+            padding: Padding::Same,
+            ..valid_spec()
+        };
+        let plan = TilePlan::new(&spec, [100, 64, 40], [32, 32, 32], 0.5).unwrap();
+        // ceil((100-32)/16)+1 = 6 starts along z, 64: ceil(32/16)+1 = 3, 40: ceil(8/16)+1 = 2
+        assert_eq!(plan.tiles.len(), 6 * 3 * 2);
+        let zs: Vec<i64> = {
+            let mut v: Vec<i64> = plan.tiles.iter().map(|t| t.output_start[0]).collect();
+            v.dedup();
+            v
+        };
+        assert_eq!(zs, vec![0, 14, 27, 41, 54, 68]);
+    }
+
+    #[test]
+    fn decode_rules() {
+        let scores = Array4::from_shape_vec((3, 1, 1, 3), vec![0.5, 0.2, 0.6, 0.3, 0.5, 0.1, 0.2, 0.3, 0.3]).unwrap();
+        let a = decode(scores.view(), Decode::Argmax);
+        assert_eq!(a.iter().copied().collect::<Vec<_>>(), vec![0, 1, 0]);
+        let t = decode(scores.view(), Decode::Threshold);
+        assert_eq!(t.iter().copied().collect::<Vec<_>>(), vec![0, 1, 0]);
+        let s2 = Array4::from_shape_vec((3, 1, 1, 1), vec![0.6, 0.1, 0.3]).unwrap();
+        assert_eq!(decode(s2.view(), Decode::Threshold)[[0, 0, 0]], 0);
+        let s3 = Array4::from_shape_vec((3, 1, 1, 1), vec![0.4, 0.0, 0.55]).unwrap();
+        assert_eq!(decode(s3.view(), Decode::Threshold)[[0, 0, 0]], 2);
+    }
+
+    #[test]
+    fn gaussian_map_peaks_in_the_middle() {
+        let g = gaussian_map([16, 16, 16]);
+        assert!((g[[7, 7, 7]] - g[[8, 8, 8]]).abs() < 1e-6);
+        assert!(g[[0, 0, 0]] > 0.0 && g[[0, 0, 0]] < 0.01);
+        assert!(g.iter().all(|v| *v <= 1.0));
+    }
+
+    #[test]
+    fn constant_predictor_blends_to_constant() {
+        let spec = NetworkSpec {
+            padding: Padding::Same,
+            ..valid_spec()
+        };
+        let vol = Array3::<f32>::zeros((45, 37, 20));
+        let plan = TilePlan::new(&spec, [45, 37, 20], [16, 16, 16], 0.5).unwrap();
+        // Class 2 always wins with a constant score.
+        let labels = segment(
+            vol.view(),
+            &plan,
+            0.0,
+            Decode::Argmax,
+            false,
+            |x: &Array3<f32>| {
+                let (z, y, xx) = x.dim();
+                let mut s = Array4::<f32>::zeros((3, z, y, xx));
+                s.slice_mut(s![2, .., .., ..]).fill(0.7);
+                s.slice_mut(s![0, .., .., ..]).fill(0.2);
+                Ok(s)
+            },
+            &|| {},
+        )
+        .unwrap();
+        assert!(labels.iter().all(|&l| l == 2));
+    }
+}

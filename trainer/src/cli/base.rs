@@ -1,0 +1,296 @@
+//! `edge-seg-train base`: train a base model on a (sparse) dataset.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use edge_seg_models::card::{Intensity, Modality};
+use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::Manifest;
+
+use crate::data::Augmentation;
+use crate::device::{parse_device, set_threads};
+use crate::loss::{LossKind, LossWeights};
+use crate::train::{train, Init, OptimizerKind, RunOptions, Schedule, TrainConfig, Trainable};
+
+/// Network and optimisation settings shared by `base` and `transfer`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    /// Network: `paper` (4 levels, 32 filters), `small` (4 levels, 8 filters)
+    /// or a JSON file with a NetworkSpec.
+    #[arg(long, default_value = "small")]
+    pub spec: String,
+    /// Override the number of levels.
+    #[arg(long)]
+    pub levels: Option<usize>,
+    /// Override the base number of filters.
+    #[arg(long)]
+    pub filters: Option<usize>,
+    /// Override the channel plan: cicek or doubling.
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Override the padding: valid or same.
+    #[arg(long)]
+    pub padding: Option<String>,
+    /// Override the upsampling: nearest or transposed.
+    #[arg(long)]
+    pub upsampling: Option<String>,
+    /// Model spacing in mm: one value (isotropic) or z,y,x.
+    #[arg(long, default_value = "3")]
+    pub spacing: String,
+    /// Training patch (network input) edge, voxels; must be a legal input size.
+    #[arg(long)]
+    pub patch: Option<usize>,
+    /// naive, masked or marginal.
+    #[arg(long, default_value = "masked")]
+    pub loss: String,
+    #[arg(long, default_value_t = 1.0)]
+    pub dice_weight: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub ce_weight: f32,
+    #[arg(long, default_value_t = 2000)]
+    pub iterations: u64,
+    #[arg(long, default_value_t = 2)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// constant, cosine or poly.
+    #[arg(long, default_value = "cosine")]
+    pub schedule: String,
+    #[arg(long, default_value_t = 50)]
+    pub warmup: u64,
+    /// adam or adamw.
+    #[arg(long, default_value = "adam")]
+    pub optimizer: String,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f32,
+    /// Validate and checkpoint every N iterations (0: only at the end).
+    #[arg(long, default_value_t = 250)]
+    pub val_every: u64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fraction of patches centred on a foreground voxel.
+    #[arg(long, default_value_t = 0.67)]
+    pub foreground: f64,
+    /// Augmentation: none, standard (scaling + intensity) or full (also flips and rotations).
+    #[arg(long, default_value = "standard")]
+    pub augment: String,
+    /// Crop scans to the body before resampling.
+    #[arg(long)]
+    pub crop_body: bool,
+    /// cpu, wgpu or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Preprocessed-case cache (default: .edge-seg-cache beside the manifest).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long)]
+    pub quiet: bool,
+    /// Stop after this many iterations as if interrupted (for testing resume).
+    #[arg(long, hide = true)]
+    pub stop_after: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct BaseArgs {
+    /// Dataset manifest (JSON).
+    #[arg(long)]
+    pub manifest: PathBuf,
+    /// Output folder: checkpoints best/ and last/, metrics.jsonl, learning_curve.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+/// Parse `3` or `2.5,1,1` as a spacing `[z, y, x]`.
+pub fn parse_spacing(s: &str) -> Result<[f64; 3]> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|t| t.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("invalid spacing {s:?}"))?;
+    let sp = match v.as_slice() {
+        [a] => [*a; 3],
+        [z, y, x] => [*z, *y, *x],
+        _ => bail!("spacing {s:?}: give one value or z,y,x"),
+    };
+    if !sp.iter().all(|x| x.is_finite() && *x > 0.0) {
+        bail!("spacing {s:?} must be positive");
+    }
+    Ok(sp)
+}
+
+/// The network spec from `--spec` and the overrides.
+pub fn network_spec(a: &TrainArgs, classes: usize) -> Result<NetworkSpec> {
+    let mut spec = match a.spec.as_str() {
+        "paper" => NetworkSpec::paper(classes),
+        "small" => NetworkSpec {
+            base_filters: 8,
+            ..NetworkSpec::paper(classes)
+        },
+        path => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("{path}: cannot read the network spec"))?;
+            let s: NetworkSpec =
+                serde_json::from_str(&text).with_context(|| format!("{path}: invalid network spec"))?;
+            if s.classes != classes {
+                bail!(
+                    "{path}: the spec has {} classes, the manifest's vocabulary {classes}",
+                    s.classes
+                );
+            }
+            s
+        }
+    };
+    if let Some(l) = a.levels {
+        spec.levels = l;
+    }
+    if let Some(f) = a.filters {
+        spec.base_filters = f;
+    }
+    if let Some(p) = &a.plan {
+        spec.channel_plan = match p.as_str() {
+            "cicek" => ChannelPlan::Cicek,
+            "doubling" => ChannelPlan::Doubling,
+            _ => bail!("--plan must be cicek or doubling"),
+        };
+    }
+    if let Some(p) = &a.padding {
+        spec.padding = match p.as_str() {
+            "valid" => Padding::Valid,
+            "same" => Padding::Same,
+            _ => bail!("--padding must be valid or same"),
+        };
+    }
+    if let Some(u) = &a.upsampling {
+        spec.upsampling = match u.as_str() {
+            "nearest" => Upsampling::Nearest,
+            "transposed" => Upsampling::Transposed,
+            _ => bail!("--upsampling must be nearest or transposed"),
+        };
+    }
+    spec.validate()?;
+    Ok(spec)
+}
+
+fn augmentation(name: &str) -> Result<Augmentation> {
+    Ok(match name {
+        "none" => Augmentation::none(),
+        "standard" => Augmentation::standard(),
+        "full" => Augmentation {
+            flips: true,
+            rot90: true,
+            ..Augmentation::standard()
+        },
+        _ => bail!("--augment must be none, standard or full"),
+    })
+}
+
+/// A training config from the shared arguments.
+pub fn train_config(
+    a: &TrainArgs,
+    manifest_path: &Path,
+    manifest: &Manifest,
+    task: &str,
+    strategy: &str,
+    trainable: Trainable,
+) -> Result<TrainConfig> {
+    let classes = manifest.vocabulary.len();
+    let spec = network_spec(a, classes)?;
+    let modality = manifest.cases.first().map(|c| c.modality).unwrap_or(Modality::CT);
+    let intensity = match modality {
+        Modality::CT => Intensity::ct_default(),
+        Modality::MR => Intensity::ZScore,
+    };
+    let patch_edge = match a.patch {
+        Some(p) => {
+            if !spec.is_legal_input(p) {
+                bail!(
+                    "--patch {p} is not a legal input size for this network; legal sizes near it: {:?}",
+                    spec.legal_sizes_near(p)
+                );
+            }
+            p
+        }
+        None => {
+            // The largest legal size up to 116 (a 28³ output for 4 valid levels).
+            let legal = spec.legal_input_sizes(116);
+            *legal.last().unwrap_or(&spec.smallest_input())
+        }
+    };
+    let cache = match &a.cache {
+        Some(c) => c.clone(),
+        None => manifest_path.parent().unwrap_or(Path::new(".")).join(".edge-seg-cache"),
+    };
+    Ok(TrainConfig {
+        manifest: manifest_path.to_path_buf(),
+        task: task.to_string(),
+        spec,
+        spacing_mm: parse_spacing(&a.spacing)?,
+        patch: [patch_edge; 3],
+        modality,
+        intensity,
+        crop_to_body: a.crop_body,
+        loss: LossKind::parse(&a.loss)
+            .with_context(|| format!("--loss must be naive, masked or marginal, got {:?}", a.loss))?,
+        loss_weights: LossWeights {
+            dice: a.dice_weight,
+            ce: a.ce_weight,
+        },
+        iterations: a.iterations,
+        batch: a.batch.max(1),
+        lr: a.lr,
+        schedule: Schedule::parse(&a.schedule).with_context(|| "--schedule must be constant, cosine or poly")?,
+        warmup: a.warmup,
+        optimizer: match a.optimizer.as_str() {
+            "adam" => OptimizerKind::Adam,
+            "adamw" => OptimizerKind::AdamW {
+                weight_decay: a.weight_decay,
+            },
+            _ => bail!("--optimizer must be adam or adamw"),
+        },
+        val_every: a.val_every,
+        seed: a.seed,
+        foreground_fraction: a.foreground.clamp(0.0, 1.0),
+        augmentation: (&augmentation(&a.augment)?).into(),
+        trainable,
+        max_train_cases: None,
+        strategy: strategy.to_string(),
+        base_model: None,
+        cache,
+    })
+}
+
+pub fn run(a: &BaseArgs) -> Result<()> {
+    if let Some(t) = a.train.threads {
+        set_threads(t)?;
+    }
+    let device = parse_device(&a.train.device)?;
+    let text =
+        std::fs::read_to_string(&a.manifest).with_context(|| format!("{}: cannot read", a.manifest.display()))?;
+    let manifest = Manifest::from_json(&text).with_context(|| format!("{}: invalid manifest", a.manifest.display()))?;
+    let cfg = train_config(&a.train, &a.manifest, &manifest, "base", "base", Trainable::All)?;
+    let opts = RunOptions {
+        quiet: a.train.quiet,
+        resume: a.train.resume,
+        stop_after: a.train.stop_after,
+    };
+    let o = train(&cfg, Init::Random, &a.out, &device, &opts)?;
+    println!(
+        "trained {} iterations in {:.0} s; best validation Dice {} (iteration {}); checkpoints in {}",
+        o.iterations,
+        o.seconds,
+        o.best_val_dice.map(|d| format!("{d:.4}")).unwrap_or_else(|| "-".into()),
+        o.best_iteration.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+        o.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `edge-seg-train export`: a checkpoint becomes one ONNX file, verified by
+//! tract and cross-checked against the burn model before it is written.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use clap::Args;
+use edge_seg_export::verify::verify_onnx_bytes;
+use edge_seg_export::{onnx_bytes, Checkpoint, WeightFormat};
+use edge_seg_runtime::backend::TractBackend;
+use ndarray::Array3;
+
+use crate::predict::forward_tile;
+use crate::unet::UNet;
+
+/// Largest allowed difference between tract and burn probabilities.
+pub const TOLERANCE: f32 = 1e-4;
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Checkpoint directory (model.safetensors + model.card.json).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Output ONNX file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Store weights as float16 (Cast nodes restore f32 at run time).
+    #[arg(long)]
+    pub fp16: bool,
+    /// Mark the model as trained on synthetic phantoms in its card.
+    #[arg(long)]
+    pub synthetic: bool,
+    /// Override the card's task name.
+    #[arg(long)]
+    pub task: Option<String>,
+}
+
+/// A deterministic test tile: a smooth pattern over the intensity range.
+pub fn test_tile(shape: [usize; 3]) -> Array3<f32> {
+    Array3::from_shape_fn((shape[0], shape[1], shape[2]), |(z, y, x)| {
+        ((z as f32 * 0.37).sin() + (y as f32 * 0.23).cos() + (x as f32 * 0.11).sin()) / 3.0
+    })
+}
+
+/// Export with the burn cross-check; returns the file size and the largest
+/// tract–burn difference.
+pub fn export_checked(ckpt: &Checkpoint, out: &std::path::Path, format: WeightFormat) -> Result<(usize, f32)> {
+    let (bytes, card) = onnx_bytes(ckpt, format);
+    verify_onnx_bytes(out, &bytes, &card)?;
+    let tile = test_tile(card.tile.input);
+    let tract = TractBackend::new(&tract_onnx_proto(&bytes)?, card.classes());
+    let t = tract.run(&tile).map_err(anyhow::Error::msg)?;
+    // Burn runs the weights exactly as stored (rounded to f16 for --fp16).
+    let mut weights = ckpt.weights.clone();
+    if format == WeightFormat::F16 {
+        for w in weights.values_mut() {
+            for v in &mut w.values {
+                *v = half::f16::from_f32(*v).to_f32();
+            }
+        }
+    }
+    let device = Device::flex();
+    let model = UNet::new(&card.network, &weights, &device)?;
+    let b = forward_tile(&model, &device, &tile).map_err(anyhow::Error::msg)?;
+    if t.dim() != b.dim() {
+        bail!("tract gives {:?} but burn {:?} for the test tile", t.dim(), b.dim());
+    }
+    let diff = t
+        .iter()
+        .zip(b.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    if diff.is_nan() || diff > TOLERANCE {
+        bail!(
+            "{}: tract and burn disagree by {diff:e} on the test tile (tolerance {TOLERANCE:e}); nothing written",
+            out.display()
+        );
+    }
+    edge_seg_models::atomic::write_bytes(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok((bytes.len(), diff))
+}
+
+fn tract_onnx_proto(bytes: &[u8]) -> Result<tract_onnx::pb::ModelProto> {
+    use tract_onnx::prelude::Framework;
+    tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .map_err(|e| anyhow::anyhow!("cannot parse the exported model: {e}"))
+}
+
+pub fn run(a: &ExportArgs) -> Result<()> {
+    let mut ckpt = Checkpoint::read(&a.checkpoint)?;
+    if a.synthetic {
+        ckpt.card.provenance.synthetic_data = true;
+    }
+    if let Some(t) = &a.task {
+        ckpt.card.task = t.clone();
+    }
+    let format = if a.fp16 { WeightFormat::F16 } else { WeightFormat::F32 };
+    let (size, diff) = export_checked(&ckpt, &a.out, format)?;
+    println!(
+        "wrote {} ({:.1} MB, {} parameters, {}); tract vs burn max |Δp| = {diff:.2e}",
+        a.out.display(),
+        size as f64 / 1e6,
+        ckpt.card.network.parameter_count(),
+        if a.fp16 { "float16 weights" } else { "float32 weights" }
+    );
+    Ok(())
+}

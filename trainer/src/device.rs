@@ -1,0 +1,67 @@
+//! Choosing the training device: `cpu` (burn's Flex backend), `wgpu`
+//! (Vulkan/Metal/DX12 GPUs, cargo feature `wgpu`) or `cuda[:N]` (cargo
+//! feature `cuda`).
+
+use anyhow::{bail, Result};
+use burn::prelude::*;
+
+/// Parse a `--device` value.
+pub fn parse_device(s: &str) -> Result<Device> {
+    let s = s.trim().to_ascii_lowercase();
+    if s == "cpu" {
+        return Ok(Device::flex());
+    }
+    if s == "wgpu" || s.starts_with("wgpu:") {
+        #[cfg(feature = "wgpu")]
+        {
+            return Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice));
+        }
+        #[cfg(not(feature = "wgpu"))]
+        bail!("--device wgpu needs a trainer built with the `wgpu` feature (cargo build --release -p edge-seg-trainer --features wgpu)");
+    }
+    if s == "cuda" || s.starts_with("cuda:") {
+        let index: usize = match s.strip_prefix("cuda:") {
+            Some(n) => n
+                .parse()
+                .map_err(|_| anyhow::anyhow!("invalid CUDA device index in {s:?}"))?,
+            None => 0,
+        };
+        #[cfg(feature = "cuda")]
+        {
+            return Ok(Device::cuda(index));
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = index;
+            bail!("--device cuda needs a trainer built with the `cuda` feature (cargo build --release -p edge-seg-trainer --features cuda; its build downloads LLVM)");
+        }
+    }
+    bail!("unknown --device {s:?}: use cpu, wgpu or cuda[:N]")
+}
+
+/// Use `n` threads for CPU work (must run before any tensor work).
+pub fn set_threads(n: usize) -> Result<()> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| anyhow::anyhow!("cannot set {n} threads: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse() {
+        assert!(parse_device("cpu").is_ok());
+        assert!(parse_device("tpu")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown --device"));
+        #[cfg(not(feature = "cuda"))]
+        assert!(parse_device("cuda:1")
+            .unwrap_err()
+            .to_string()
+            .contains("`cuda` feature"));
+    }
+}

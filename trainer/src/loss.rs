@@ -1,0 +1,359 @@
+//! Losses for sparse labels: each a soft-Dice term plus a cross-entropy
+//! term, computed per image from which classes that image annotates.
+//!
+//! - `naive`: every unlabelled voxel is background, every class annotated;
+//! - `masked` (the paper's hybrid masked loss as DESIGN.md reads it): Dice
+//!   averages over the image's annotated foreground classes; cross-entropy
+//!   counts voxels labelled with an annotated class, plus background voxels
+//!   only when the image is complete;
+//! - `marginal` (Shi et al. 2021): background and the unannotated classes
+//!   merge into one "negative" class with the sum of their probabilities;
+//!   cross-entropy and Dice run over {negative} ∪ annotated.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+/// Smoothing of the soft Dice (in voxels).
+pub const DICE_SMOOTH: f32 = 1.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    Naive,
+    Masked,
+    Marginal,
+}
+
+impl LossKind {
+    pub fn parse(s: &str) -> Option<LossKind> {
+        match s {
+            "naive" => Some(LossKind::Naive),
+            "masked" => Some(LossKind::Masked),
+            "marginal" => Some(LossKind::Marginal),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::Naive => "naive",
+            LossKind::Masked => "masked",
+            LossKind::Marginal => "marginal",
+        }
+    }
+}
+
+/// Relative weights of the two terms.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossWeights {
+    pub dice: f32,
+    pub ce: f32,
+}
+
+impl Default for LossWeights {
+    fn default() -> Self {
+        LossWeights { dice: 1.0, ce: 1.0 }
+    }
+}
+
+/// Labels of a batch and what each image annotates.
+#[derive(Clone, Debug)]
+pub struct BatchLabels {
+    /// `[B, d, h, w]` flattened vocabulary indices.
+    pub labels: Vec<u8>,
+    pub spatial: [usize; 3],
+    /// Per image: annotated foreground classes.
+    pub annotated: Vec<Vec<usize>>,
+    /// Per image: every foreground class annotated.
+    pub complete: Vec<bool>,
+    pub classes: usize,
+}
+
+/// The loss and its two terms (scalars).
+pub struct LossParts {
+    pub total: Tensor<1>,
+    pub dice: Tensor<1>,
+    pub ce: Tensor<1>,
+}
+
+fn tensor5(values: Vec<f32>, shape: [usize; 5], device: &Device) -> Tensor<5> {
+    Tensor::<5>::from_data(TensorData::new(values, shape), device)
+}
+
+fn tensor2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
+    Tensor::<2>::from_data(TensorData::new(values, shape), device)
+}
+
+/// Compute the loss of `kind` for `logits` `[B, C, d, h, w]`.
+pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) -> LossParts {
+    let device = logits.device();
+    let [b, c, d, h, wd] = logits.dims();
+    assert_eq!(c, t.classes, "classes");
+    assert_eq!([d, h, wd], t.spatial, "spatial size");
+    let v = d * h * wd;
+    // Per image: which classes count as annotated foreground.
+    let annotated: Vec<Vec<bool>> = (0..b)
+        .map(|i| {
+            let mut a = vec![false; c];
+            match kind {
+                LossKind::Naive => a.iter_mut().skip(1).for_each(|x| *x = true),
+                _ => t.annotated[i]
+                    .iter()
+                    .filter(|&&k| k > 0 && k < c)
+                    .for_each(|&k| a[k] = true),
+            }
+            a
+        })
+        .collect();
+    let complete: Vec<bool> = (0..b).map(|i| kind == LossKind::Naive || t.complete[i]).collect();
+
+    // Host-side one-hot targets and per-class voxel counts.
+    let mut onehot = vec![0f32; b * c * v];
+    let mut ysum = vec![0f32; b * c];
+    for i in 0..b {
+        for n in 0..v {
+            let l = t.labels[i * v + n] as usize;
+            let l = if l < c { l } else { 0 };
+            onehot[(i * c + l) * v + n] = 1.0;
+            ysum[i * c + l] += 1.0;
+        }
+    }
+    let y = tensor5(onehot, [b, c, d, h, wd], &device);
+    let logp = log_softmax(logits, 1);
+    let p = logp.clone().exp();
+    let inter = (p.clone() * y.clone()).sum_dims(&[2, 3, 4]).reshape([b, c]);
+    let psum = p.clone().sum_dims(&[2, 3, 4]).reshape([b, c]);
+    let ysum_t = tensor2(ysum.clone(), [b, c], &device);
+    let dice_c = (inter * 2.0 + DICE_SMOOTH) / (psum + ysum_t + DICE_SMOOTH);
+
+    match kind {
+        LossKind::Naive | LossKind::Masked => {
+            // Dice: mean over annotated foreground classes, then over images.
+            let mut wdice = vec![0f32; b * c];
+            let mut images = 0usize;
+            for i in 0..b {
+                let n = annotated[i].iter().filter(|&&a| a).count();
+                if n > 0 {
+                    images += 1;
+                    for k in 0..c {
+                        if annotated[i][k] {
+                            wdice[i * c + k] = 1.0 / n as f32;
+                        }
+                    }
+                }
+            }
+            let wdice = tensor2(wdice, [b, c], &device);
+            let dice = ((dice_c.neg() + 1.0) * wdice).sum() / images.max(1) as f32;
+            // CE over voxels of annotated classes (+ background when complete).
+            let mut mask = vec![0f32; b * v];
+            let mut count = 0f32;
+            for i in 0..b {
+                for n in 0..v {
+                    let l = t.labels[i * v + n] as usize;
+                    let counted = if l == 0 || l >= c { complete[i] } else { annotated[i][l] };
+                    if counted {
+                        mask[i * v + n] = 1.0;
+                        count += 1.0;
+                    }
+                }
+            }
+            let mask = tensor5(mask, [b, 1, d, h, wd], &device);
+            let vox = (logp * y).sum_dim(1).neg();
+            let ce = (vox * mask).sum() / count.max(1.0);
+            LossParts {
+                total: dice.clone() * w.dice + ce.clone() * w.ce,
+                dice,
+                ce,
+            }
+        }
+        LossKind::Marginal => {
+            // U[b, k] = 1 for classes merged into "negative".
+            let mut merged = vec![0f32; b * c];
+            for i in 0..b {
+                for k in 0..c {
+                    if !annotated[i][k] {
+                        merged[i * c + k] = 1.0;
+                    }
+                }
+            }
+            let u = tensor5(merged.clone(), [b, c, 1, 1, 1], &device);
+            let p_neg = (p.clone() * u.clone()).sum_dim(1); // [B, 1, ...]
+            let logp_neg = p_neg.clone().clamp_min(1e-7).log();
+            // Negative target: voxels not labelled with an annotated class.
+            let mut yneg = vec![0f32; b * v];
+            let mut yneg_sum = vec![0f32; b];
+            for i in 0..b {
+                for n in 0..v {
+                    let l = t.labels[i * v + n] as usize;
+                    if l >= c || !annotated[i][l] {
+                        yneg[i * v + n] = 1.0;
+                        yneg_sum[i] += 1.0;
+                    }
+                }
+            }
+            let yneg = tensor5(yneg, [b, 1, d, h, wd], &device);
+            let keep = u.neg() + 1.0; // annotated classes
+            let vox = ((logp * y * keep).sum_dim(1) + logp_neg * yneg.clone()).neg();
+            let ce = vox.sum() / (b * v) as f32;
+            // Dice over annotated classes plus the negative class.
+            let inter_neg = (p_neg.clone() * yneg).sum_dims(&[1, 2, 3, 4]).reshape([b, 1]);
+            let psum_neg = p_neg.sum_dims(&[1, 2, 3, 4]).reshape([b, 1]);
+            let yneg_t = tensor2(yneg_sum, [b, 1], &device);
+            let dice_neg = (inter_neg * 2.0 + DICE_SMOOTH) / (psum_neg + yneg_t + DICE_SMOOTH);
+            let mut wdice = vec![0f32; b * c];
+            let mut wneg = vec![0f32; b];
+            for i in 0..b {
+                let n = annotated[i].iter().filter(|&&a| a).count() + 1;
+                wneg[i] = 1.0 / n as f32;
+                for k in 0..c {
+                    if annotated[i][k] {
+                        wdice[i * c + k] = 1.0 / n as f32;
+                    }
+                }
+            }
+            let wdice = tensor2(wdice, [b, c], &device);
+            let wneg = tensor2(wneg, [b, 1], &device);
+            let dice = (((dice_c.neg() + 1.0) * wdice).sum() + ((dice_neg.neg() + 1.0) * wneg).sum()) / b as f32;
+            LossParts {
+                total: dice.clone() * w.dice + ce.clone() * w.ce,
+                dice,
+                ce,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev() -> Device {
+        Device::flex()
+    }
+
+    /// Logits for B=1, C=3, two voxels along x, from per-voxel probabilities.
+    fn logits_from_probs(p: [[f32; 3]; 2]) -> Tensor<5> {
+        let mut v = vec![0f32; 6];
+        for (n, probs) in p.iter().enumerate() {
+            for (k, &pk) in probs.iter().enumerate() {
+                v[k * 2 + n] = pk.ln();
+            }
+        }
+        tensor5(v, [1, 3, 1, 1, 2], &dev())
+    }
+
+    fn labels(l: [u8; 2], annotated: Vec<usize>, complete: bool) -> BatchLabels {
+        BatchLabels {
+            labels: l.to_vec(),
+            spatial: [1, 1, 2],
+            annotated: vec![annotated],
+            complete: vec![complete],
+            classes: 3,
+        }
+    }
+
+    fn scalar(t: Tensor<1>) -> f32 {
+        t.into_scalar::<f32>()
+    }
+
+    fn close(a: f32, b: f32) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+
+    #[test]
+    fn masked_loss_by_hand() {
+        // voxel 0 labelled 1 (annotated), voxel 1 unlabelled; only class 1 annotated.
+        let p = [[0.2, 0.7, 0.1], [0.5, 0.1, 0.4]];
+        let t = labels([1, 0], vec![1], false);
+        let parts = loss(LossKind::Masked, logits_from_probs(p), &t, LossWeights::default());
+        // Dice over class 1: inter 0.7, psum 0.8, ysum 1.
+        let dice = 1.0 - (2.0 * 0.7 + 1.0) / (0.8 + 1.0 + 1.0);
+        // CE over voxel 0 only.
+        let ce = -(0.7f32).ln();
+        close(scalar(parts.dice), dice);
+        close(scalar(parts.ce), ce);
+        close(scalar(parts.total), dice + ce);
+    }
+
+    #[test]
+    fn naive_loss_by_hand() {
+        let p = [[0.2, 0.7, 0.1], [0.5, 0.1, 0.4]];
+        let t = labels([1, 0], vec![1], false);
+        let parts = loss(LossKind::Naive, logits_from_probs(p), &t, LossWeights::default());
+        // Dice over classes 1 and 2; class 2 absent: ysum 0.
+        let d1 = 1.0 - (2.0 * 0.7 + 1.0) / (0.8 + 1.0 + 1.0);
+        let d2 = 1.0 - 1.0 / (0.5 + 0.0 + 1.0);
+        close(scalar(parts.dice), (d1 + d2) / 2.0);
+        // CE over both voxels, voxel 1 as background.
+        close(scalar(parts.ce), -((0.7f32).ln() + (0.5f32).ln()) / 2.0);
+    }
+
+    #[test]
+    fn marginal_loss_by_hand() {
+        let p = [[0.2, 0.7, 0.1], [0.5, 0.1, 0.4]];
+        let t = labels([1, 0], vec![1], false);
+        let parts = loss(LossKind::Marginal, logits_from_probs(p), &t, LossWeights::default());
+        // negative = background + class 2: p_neg = [0.3, 0.9]; y_neg = [0, 1].
+        let ce = -((0.7f32).ln() + (0.9f32).ln()) / 2.0;
+        close(scalar(parts.ce), ce);
+        let d1 = 1.0 - (2.0 * 0.7 + 1.0) / (0.8 + 1.0 + 1.0);
+        let dneg = 1.0 - (2.0 * 0.9 + 1.0) / (1.2 + 1.0 + 1.0);
+        close(scalar(parts.dice), (d1 + dneg) / 2.0);
+    }
+
+    #[test]
+    fn unannotated_prediction_on_background_costs_nothing_unless_naive() {
+        // Voxel 1 is unlabelled; class 2 is not annotated. Predicting class 2
+        // there (instead of background) with the same p(class 1).
+        let as_background = [[0.2, 0.7, 0.1], [0.85, 0.05, 0.1]];
+        let as_class2 = [[0.2, 0.7, 0.1], [0.1, 0.05, 0.85]];
+        let t = labels([1, 0], vec![1], false);
+        for kind in [LossKind::Masked, LossKind::Marginal, LossKind::Naive] {
+            let a = scalar(loss(kind, logits_from_probs(as_background), &t, LossWeights::default()).total);
+            let b = scalar(loss(kind, logits_from_probs(as_class2), &t, LossWeights::default()).total);
+            if kind == LossKind::Naive {
+                assert!(b > a + 0.1, "naive must penalise: {a} vs {b}");
+            } else {
+                assert!((a - b).abs() < 1e-5, "{kind:?} must not penalise: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn complete_images_supervise_background() {
+        let p = [[0.2, 0.7, 0.1], [0.5, 0.1, 0.4]];
+        let t = labels([1, 0], vec![1, 2], true);
+        let parts = loss(LossKind::Masked, logits_from_probs(p), &t, LossWeights::default());
+        close(scalar(parts.ce), -((0.7f32).ln() + (0.5f32).ln()) / 2.0);
+    }
+
+    #[test]
+    fn all_unannotated_batch_is_finite_and_differentiable() {
+        let device = Device::flex().autodiff();
+        let logits = Tensor::<5>::from_data(TensorData::new(vec![0.3f32; 6], [1, 3, 1, 1, 2]), &device).require_grad();
+        let t = labels([0, 0], vec![], false);
+        for kind in [LossKind::Masked, LossKind::Marginal, LossKind::Naive] {
+            let parts = loss(kind, logits.clone(), &t, LossWeights::default());
+            let total = parts.total.clone();
+            let grads = total.backward();
+            let g = logits.grad(&grads).expect("gradient");
+            let gv: Vec<f32> = g.into_data().try_to_vec_as::<f32>().unwrap();
+            assert!(gv.iter().all(|x| x.is_finite()), "{kind:?}: {gv:?}");
+            assert!(scalar(parts.total).is_finite());
+        }
+    }
+
+    #[test]
+    fn gradients_are_finite_for_extreme_logits() {
+        let device = Device::flex().autodiff();
+        let v = vec![80.0, -80.0, 0.0, 0.0, -80.0, 80.0];
+        let logits = Tensor::<5>::from_data(TensorData::new(v, [1, 3, 1, 1, 2]), &device).require_grad();
+        let t = labels([1, 0], vec![1], false);
+        for kind in [LossKind::Masked, LossKind::Marginal, LossKind::Naive] {
+            let parts = loss(kind, logits.clone(), &t, LossWeights::default());
+            let grads = parts.total.backward();
+            let gv: Vec<f32> = logits.grad(&grads).unwrap().into_data().try_to_vec_as::<f32>().unwrap();
+            assert!(gv.iter().all(|x| x.is_finite()), "{kind:?}");
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Training: base models and transfer runs share this loop.
+//!
+//! Patches from the sampler → U-Net → sparse-label loss → Adam(W); every
+//! `val_every` iterations a sliding-window validation over whole validation
+//! cases (on the model grid, with the runtime's exact overlap-tiling), and
+//! checkpoints `last/` (and `best/` when the validation Dice improves),
+//! written atomically. `metrics.jsonl` gets one line per iteration and per
+//! validation; a learning-curve PNG is drawn at the end.
+
+pub mod checkpoint;
+pub mod config;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use burn::module::{Module, ModuleMapper, Param};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use edge_seg_export::{Checkpoint, Tensor as WeightTensor};
+use edge_seg_models::card::{Decode, Provenance};
+use edge_seg_models::labels::left_right_permutation;
+use edge_seg_models::manifest::Split;
+use edge_seg_models::ModelCard;
+use edge_seg_runtime::preprocess::PreprocessSpec;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::data::{prepare_cases, Dataset, PreparedCase, Sampler, SamplerConfig};
+use crate::loss::{loss, BatchLabels};
+use crate::metrics::dice;
+use crate::predict::segment_image;
+use crate::unet::UNet;
+pub use checkpoint::{read_state, recover, write_checkpoint, TrainState, OPTIMIZER_FILE};
+pub use config::{AugmentationConfig, OptimizerKind, Schedule, TrainConfig, Trainable};
+
+/// How a run starts when there is nothing to resume.
+#[derive(Clone, Debug)]
+pub enum Init {
+    /// Glorot-uniform weights from the config's seed.
+    Random,
+    /// Given weights (transfer from a base model).
+    Weights(BTreeMap<String, WeightTensor>),
+}
+
+/// How a run behaves, beyond what defines its result.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub quiet: bool,
+    /// Continue from `out/last` if present.
+    pub resume: bool,
+    /// Stop after this many iterations (for tests of resume), leaving a
+    /// checkpoint as if interrupted.
+    pub stop_after: Option<u64>,
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    pub iterations: u64,
+    pub best_val_dice: Option<f64>,
+    pub best_iteration: Option<u64>,
+    pub seconds: f64,
+    pub final_loss: f64,
+    pub out: PathBuf,
+}
+
+/// Validation result.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    pub mean_dice: f64,
+    pub per_class: BTreeMap<String, f64>,
+}
+
+/// Freeze every parameter whose scheme name is not in `trainable`.
+struct Freeze<'a> {
+    path: Vec<String>,
+    trainable: &'a [String],
+}
+
+impl ModuleMapper for Freeze<'_> {
+    fn enter_module(&mut self, name: &str, _ty: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _ty: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let name = crate::unet::scheme_name(&self.path);
+        let layer = name.rsplit_once('.').map(|(l, _)| l.to_string()).unwrap_or_default();
+        let train = self.trainable.contains(&layer);
+        p.set_require_grad(train)
+    }
+}
+
+/// Layer names that train under `t`.
+pub fn trainable_layers(spec: &edge_seg_models::NetworkSpec, t: &Trainable) -> Vec<String> {
+    let layers: Vec<String> = spec.layers().into_iter().map(|l| l.name).collect();
+    match t {
+        Trainable::All => layers,
+        Trainable::Tail { layers: k } => layers[layers.len().saturating_sub(*k)..].to_vec(),
+    }
+}
+
+/// Apply the trainable set to a model.
+pub fn apply_trainable(model: UNet, spec: &edge_seg_models::NetworkSpec, t: &Trainable) -> UNet {
+    let names = trainable_layers(spec, t);
+    model.map(&mut Freeze {
+        path: Vec::new(),
+        trainable: &names,
+    })
+}
+
+fn optimizer(kind: OptimizerKind) -> ModuleOptimizer {
+    match kind {
+        OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
+        OptimizerKind::AdamW { weight_decay } => AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(weight_decay)
+            .init(),
+    }
+}
+
+/// The card for a checkpoint of this run.
+pub fn card_for(
+    cfg: &TrainConfig,
+    vocabulary: &[String],
+    train_cases: usize,
+    val_dice: Option<f64>,
+    iteration: u64,
+) -> Result<ModelCard> {
+    let mut card = ModelCard::new(
+        &cfg.task,
+        cfg.modality,
+        vocabulary,
+        cfg.spec.clone(),
+        cfg.spacing_mm,
+        cfg.intensity,
+        cfg.patch,
+    )?;
+    card.decode = Decode::Argmax;
+    card.provenance = Provenance {
+        base_model: cfg.base_model.clone(),
+        strategy: Some(cfg.strategy.clone()),
+        training_scans: Some(train_cases),
+        validation_dice: val_dice,
+        dataset: Some(cfg.manifest.display().to_string()),
+        synthetic_data: false,
+        iterations: Some(iteration),
+        loss: Some(cfg.loss.name().to_string()),
+    };
+    Ok(card)
+}
+
+/// Mean Dice over the foreground classes annotated in each validation case.
+pub fn validate(
+    model: &UNet,
+    device: &Device,
+    cfg: &TrainConfig,
+    cases: &[PreparedCase],
+    vocabulary: &[String],
+) -> Result<Validation> {
+    let mut per_class: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    let pad = cfg.intensity.background_value();
+    for case in cases {
+        let pred = segment_image(model, device, &cfg.spec, &case.image, cfg.patch, pad, Decode::Argmax)?;
+        let truth = case.labels.mapv(|v| v as u16);
+        for &c in &case.annotated {
+            if let Some(d) = dice(pred.view(), truth.view(), c as u16) {
+                per_class.entry(c).or_default().push(d);
+            }
+        }
+    }
+    let per_class: BTreeMap<String, f64> = per_class
+        .into_iter()
+        .map(|(c, v)| (vocabulary[c].clone(), v.iter().sum::<f64>() / v.len() as f64))
+        .collect();
+    let mean = if per_class.is_empty() {
+        0.0
+    } else {
+        per_class.values().sum::<f64>() / per_class.len() as f64
+    };
+    Ok(Validation {
+        mean_dice: mean,
+        per_class,
+    })
+}
+
+/// Run (or resume) training into `out`.
+pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &RunOptions) -> Result<TrainOutcome> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let resume_from = recover(out)?;
+    if resume_from.is_some() && !opts.resume {
+        bail!(
+            "{} already holds a training run; pass --resume to continue it, or choose another --out",
+            out.display()
+        );
+    }
+    let state = match &resume_from {
+        Some(dir) => {
+            let s = read_state(dir)?;
+            if &s.config != cfg {
+                bail!(
+                    "{}: the run there was started with a different configuration; resume with the same settings",
+                    dir.display()
+                );
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let ds = Dataset::load(&cfg.manifest)?;
+    let vocabulary = ds.manifest.vocabulary.clone();
+    if vocabulary.len() != cfg.spec.classes {
+        bail!(
+            "the manifest's vocabulary has {} labels but the network has {} classes",
+            vocabulary.len(),
+            cfg.spec.classes
+        );
+    }
+    let pre = PreprocessSpec {
+        spacing_zyx: cfg.spacing_mm,
+        intensity: cfg.intensity,
+        crop_to_body: cfg.crop_to_body,
+        modality: cfg.modality,
+    };
+    let bar = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}").unwrap());
+    bar.set_message("preparing cases");
+    let mut train_cases = prepare_cases(&ds, &pre, &cfg.cache, &[Split::Train], |d, t| {
+        bar.set_length(t as u64);
+        bar.set_position(d as u64);
+    })?;
+    if let Some(n) = cfg.max_train_cases {
+        train_cases.truncate(n);
+    }
+    if train_cases.is_empty() {
+        bail!("{}: no training cases", cfg.manifest.display());
+    }
+    let val_cases = prepare_cases(&ds, &pre, &cfg.cache, &[Split::Val], |_, _| {})?;
+    let output = cfg.spec.output_shape(cfg.patch)?;
+    let sampler_cfg = SamplerConfig {
+        input: cfg.patch,
+        output,
+        foreground_fraction: cfg.foreground_fraction,
+        pad_value: cfg.intensity.background_value(),
+        augmentation: (&cfg.augmentation).into(),
+        mirror_permutation: left_right_permutation(&vocabulary),
+    };
+    let mut sampler = Sampler::new(&train_cases, sampler_cfg, cfg.seed);
+    let ad = device.clone().autodiff();
+    let (weights, mut optim, start) = match (&resume_from, &state) {
+        (Some(dir), Some(s)) => {
+            let ckpt = Checkpoint::read(dir)?;
+            let bytes = std::fs::read(dir.join(OPTIMIZER_FILE))
+                .with_context(|| format!("{}: cannot read", dir.join(OPTIMIZER_FILE).display()))?;
+            let optim = optimizer(cfg.optimizer)
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+                .map_err(|e| anyhow::anyhow!("{}: {e:?}", dir.join(OPTIMIZER_FILE).display()))?;
+            sampler.restore(s.sampler);
+            (ckpt.weights, optim, s.iteration)
+        }
+        _ => {
+            let w = match init {
+                Init::Random => crate::unet::initial_weights(&cfg.spec, cfg.seed),
+                Init::Weights(w) => w,
+            };
+            (w, optimizer(cfg.optimizer), 0)
+        }
+    };
+    let mut model = apply_trainable(UNet::new(&cfg.spec, &weights, &ad)?, &cfg.spec, &cfg.trainable);
+    let mut best = state.as_ref().and_then(|s| s.best_val_dice);
+    let mut best_iteration = state.as_ref().and_then(|s| s.best_iteration);
+    let elapsed_before = state.as_ref().map(|s| s.elapsed_seconds).unwrap_or(0.0);
+    let metrics_path = out.join("metrics.jsonl");
+    report::truncate_metrics(&metrics_path, start)?;
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .with_context(|| format!("cannot open {}", metrics_path.display()))?;
+    let annotated: Vec<Vec<usize>> = train_cases.iter().map(|c| c.annotated.clone()).collect();
+    let complete: Vec<bool> = train_cases.iter().map(|c| c.complete).collect();
+    bar.set_length(cfg.iterations);
+    bar.set_position(start);
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} it {elapsed} (eta {eta})").unwrap());
+    let started = Instant::now();
+    let mut last_loss = f64::NAN;
+    let mut smooth_loss: Option<f64> = None;
+    let end = match opts.stop_after {
+        Some(n) => (start + n).min(cfg.iterations),
+        None => cfg.iterations,
+    };
+    for it in start..end {
+        let lr = cfg.schedule.rate(cfg.lr, it, cfg.iterations, cfg.warmup);
+        let batch = sampler.batch(cfg.batch);
+        let [pz, py, px] = cfg.patch;
+        let x = Tensor::<5>::from_data(TensorData::new(batch.images, [cfg.batch, 1, pz, py, px]), &ad);
+        let targets = BatchLabels {
+            labels: batch.labels,
+            spatial: output,
+            annotated: batch.cases.iter().map(|&c| annotated[c].clone()).collect(),
+            complete: batch.cases.iter().map(|&c| complete[c]).collect(),
+            classes: cfg.spec.classes,
+        };
+        let logits = model.forward_logits(x);
+        let parts = loss(cfg.loss, logits, &targets, cfg.loss_weights);
+        let grads = parts.total.backward();
+        let grads = GradientsParams::from_grads(grads, &model);
+        model = optim.step(lr, model, grads);
+        let total: f64 = parts.total.into_scalar::<f32>() as f64;
+        let dice_term: f64 = parts.dice.into_scalar::<f32>() as f64;
+        let ce_term: f64 = parts.ce.into_scalar::<f32>() as f64;
+        if !total.is_finite() {
+            bail!(
+                "the loss became {total} at iteration {}: lower the learning rate",
+                it + 1
+            );
+        }
+        last_loss = total;
+        smooth_loss = Some(match smooth_loss {
+            Some(s) => 0.95 * s + 0.05 * total,
+            None => total,
+        });
+        let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+        writeln!(
+            metrics,
+            "{}",
+            json!({"iteration": it + 1, "loss": total, "dice_term": dice_term, "ce_term": ce_term, "lr": lr, "seconds": elapsed})
+        )?;
+        let done = it + 1;
+        bar.set_position(done);
+        let rate = (done - start) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "loss {:.3} best dice {} {:.2} it/s",
+            smooth_loss.unwrap_or(total),
+            best.map(|b| format!("{b:.3}")).unwrap_or_else(|| "-".into()),
+            rate
+        ));
+        let validate_now = (cfg.val_every > 0 && done % cfg.val_every == 0) || done == cfg.iterations;
+        if validate_now || Some(done) == opts.stop_after.map(|n| start + n) {
+            let eval_model = model.valid();
+            let val = if validate_now && !val_cases.is_empty() {
+                Some(validate(&eval_model, device, cfg, &val_cases, &vocabulary)?)
+            } else {
+                None
+            };
+            if let Some(v) = &val {
+                writeln!(
+                    metrics,
+                    "{}",
+                    json!({"iteration": done, "val_dice": v.mean_dice, "val_dice_per_class": v.per_class, "seconds": elapsed})
+                )?;
+                bar.println(format!("iteration {done}: validation Dice {:.4}", v.mean_dice));
+            }
+            metrics.flush()?;
+            metrics.sync_all()?;
+            let improved = match (&val, best) {
+                (Some(v), Some(b)) => v.mean_dice > b,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if improved {
+                best = val.as_ref().map(|v| v.mean_dice);
+                best_iteration = Some(done);
+            }
+            let card = card_for(
+                cfg,
+                &vocabulary,
+                train_cases.len(),
+                val.as_ref().map(|v| v.mean_dice),
+                done,
+            )?;
+            let ckpt = Checkpoint {
+                card,
+                weights: eval_model.weights(),
+            };
+            let st = TrainState {
+                iteration: done,
+                sampler: sampler.state(),
+                best_val_dice: best,
+                best_iteration,
+                config: cfg.clone(),
+                elapsed_seconds: elapsed,
+            };
+            let optim_bytes = optim
+                .into_bytes()
+                .map_err(|e| anyhow::anyhow!("cannot serialise the optimiser: {e:?}"))?;
+            write_checkpoint(&out.join("last"), &ckpt, Some(&optim_bytes), &st)?;
+            if improved || (val.is_none() && val_cases.is_empty() && done == cfg.iterations) {
+                write_checkpoint(&out.join("best"), &ckpt, None, &st)?;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let done = end;
+    if done == cfg.iterations {
+        report::plot_learning_curve(&metrics_path, &out.join("learning_curve.png"))?;
+    }
+    Ok(TrainOutcome {
+        iterations: done,
+        best_val_dice: best,
+        best_iteration,
+        seconds: elapsed_before + started.elapsed().as_secs_f64(),
+        final_loss: last_loss,
+        out: out.to_path_buf(),
+    })
+}

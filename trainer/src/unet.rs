@@ -1,0 +1,382 @@
+//! The 3D U-Net in burn, built from a [`NetworkSpec`].
+//!
+//! Parameters are named by the `models` weight-name scheme
+//! (`enc0.conv1.weight`, `dec2.up.bias`, `head.weight`); decoder inputs are
+//! `cat([upsampled, centre-cropped skip])` along channels, as in the ONNX
+//! export. burn 0.22 has no 3D max-pooling, so 2x2x2 pooling and nearest
+//! upsampling are built from differentiable reshape / max / expand.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Result};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
+use burn::nn::PaddingConfig3d;
+use burn::prelude::*;
+use burn::tensor::activation::{relu, softmax};
+use edge_seg_export::Tensor as WeightTensor;
+use edge_seg_models::spec::{LayerKind, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::weights::weight_entries;
+
+#[derive(Module, Debug)]
+pub struct EncBlock {
+    pub conv0: Conv3d,
+    pub conv1: Conv3d,
+}
+
+#[derive(Module, Debug)]
+pub struct DecBlock {
+    pub up: Option<ConvTranspose3d>,
+    pub conv0: Conv3d,
+    pub conv1: Conv3d,
+}
+
+/// The network. `enc[l]` is encoder level `l` (the last is the bottleneck);
+/// `dec[l]` is the decoder level that outputs at level `l`'s resolution.
+#[derive(Module, Debug)]
+pub struct UNet {
+    pub enc: Vec<EncBlock>,
+    pub dec: Vec<DecBlock>,
+    pub head: Conv3d,
+}
+
+/// 2x2x2 max-pooling, stride 2 (even sizes).
+pub fn max_pool2(x: Tensor<5>) -> Tensor<5> {
+    let [b, c, d, h, w] = x.dims();
+    x.reshape([b * c * d / 2, 2, h / 2, 2, w / 2, 2])
+        .max_dim(5)
+        .max_dim(3)
+        .max_dim(1)
+        .reshape([b, c, d / 2, h / 2, w / 2])
+}
+
+/// Nearest-neighbour 2x upsampling.
+pub fn upsample2(x: Tensor<5>) -> Tensor<5> {
+    let [b, c, d, h, w] = x.dims();
+    x.reshape([b * c * d, h, 1, w, 1])
+        .expand([b * c * d, h, 2, w, 2])
+        .reshape([b * c, d, 1, 4 * h * w])
+        .expand([b * c, d, 2, 4 * h * w])
+        .reshape([b, c, 2 * d, 2 * h, 2 * w])
+}
+
+/// Centre crop of the spatial dims to `size`.
+pub fn centre_crop(x: Tensor<5>, size: [usize; 3]) -> Tensor<5> {
+    let [_, _, d, h, w] = x.dims();
+    let o = [(d - size[0]) / 2, (h - size[1]) / 2, (w - size[2]) / 2];
+    x.narrow(2, o[0], size[0])
+        .narrow(3, o[1], size[1])
+        .narrow(4, o[2], size[2])
+}
+
+fn conv(cin: usize, cout: usize, kernel: usize, padding: Padding, device: &Device) -> Conv3d {
+    Conv3dConfig::new([cin, cout], [kernel; 3])
+        .with_padding(match padding {
+            Padding::Valid => PaddingConfig3d::Valid,
+            Padding::Same => PaddingConfig3d::Same,
+        })
+        .with_bias(true)
+        .init(device)
+}
+
+/// Our weight name for a burn module path (`enc.0.conv1.weight` →
+/// `enc0.conv1.weight`).
+pub(crate) fn scheme_name(path: &[String]) -> String {
+    if path.len() >= 2 && (path[0] == "enc" || path[0] == "dec") {
+        format!("{}{}.{}", path[0], path[1], path[2..].join("."))
+    } else {
+        path.join(".")
+    }
+}
+
+impl UNet {
+    /// A network for `spec` on `device`, with weights from `weights`
+    /// (normally [`initial_weights`]).
+    pub fn new(spec: &NetworkSpec, weights: &BTreeMap<String, WeightTensor>, device: &Device) -> Result<UNet> {
+        spec.validate()?;
+        let layers = spec.layers();
+        let conv_of = |name: &str, kernel: usize| -> Conv3d {
+            let l = layers.iter().find(|l| l.name == name).expect("layer in spec");
+            match l.kind {
+                LayerKind::Conv3 { cin, cout } => conv(cin, cout, kernel, spec.padding, device),
+                LayerKind::Head { cin, classes } => conv(cin, classes, 1, Padding::Valid, device),
+                LayerKind::Up { .. } => unreachable!(),
+            }
+        };
+        let enc = (0..spec.levels)
+            .map(|l| EncBlock {
+                conv0: conv_of(&format!("enc{l}.conv0"), 3),
+                conv1: conv_of(&format!("enc{l}.conv1"), 3),
+            })
+            .collect();
+        let dec = (0..spec.levels - 1)
+            .map(|l| DecBlock {
+                up: match spec.upsampling {
+                    Upsampling::Nearest => None,
+                    Upsampling::Transposed => {
+                        let channels = match layers.iter().find(|x| x.name == format!("dec{l}.up")).map(|x| x.kind) {
+                            Some(LayerKind::Up { channels }) => channels,
+                            _ => unreachable!("transposed specs have up layers"),
+                        };
+                        Some(
+                            ConvTranspose3dConfig::new([channels, channels], [2, 2, 2])
+                                .with_stride([2, 2, 2])
+                                .init(device),
+                        )
+                    }
+                },
+                conv0: conv_of(&format!("dec{l}.conv0"), 3),
+                conv1: conv_of(&format!("dec{l}.conv1"), 3),
+            })
+            .collect();
+        let head = conv_of("head", 1);
+        let model = UNet { enc, dec, head };
+        // Stable parameter ids (optimizer state is keyed by them), then weights.
+        let model = model.map(&mut StableIds { next: 0 });
+        model.load_weights(weights)
+    }
+
+    /// Class scores before softmax, `[B, C, d, h, w]`.
+    pub fn forward_logits(&self, x: Tensor<5>) -> Tensor<5> {
+        let mut x = x;
+        let mut skips = Vec::new();
+        let last = self.enc.len() - 1;
+        for (l, block) in self.enc.iter().enumerate() {
+            x = relu(block.conv1.forward(relu(block.conv0.forward(x))));
+            if l < last {
+                skips.push(x.clone());
+                x = max_pool2(x);
+            }
+        }
+        for l in (0..self.dec.len()).rev() {
+            let block = &self.dec[l];
+            let up = match &block.up {
+                Some(t) => t.forward(x),
+                None => upsample2(x),
+            };
+            let [_, _, d, h, w] = up.dims();
+            let skip = centre_crop(skips[l].clone(), [d, h, w]);
+            x = Tensor::cat(vec![up, skip], 1);
+            x = relu(block.conv1.forward(relu(block.conv0.forward(x))));
+        }
+        self.head.forward(x)
+    }
+
+    /// Softmax probabilities, `[B, C, d, h, w]`.
+    pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
+        softmax(self.forward_logits(x), 1)
+    }
+
+    /// All weights by scheme name.
+    pub fn weights(&self) -> BTreeMap<String, WeightTensor> {
+        let mut c = Collect {
+            path: Vec::new(),
+            out: BTreeMap::new(),
+        };
+        self.visit(&mut c);
+        c.out
+    }
+
+    /// Replace weights from `weights` (every scheme tensor must be present
+    /// with the right shape).
+    pub fn load_weights(self, weights: &BTreeMap<String, WeightTensor>) -> Result<UNet> {
+        let mut l = Load {
+            path: Vec::new(),
+            src: weights,
+            problems: Vec::new(),
+        };
+        let model = self.map(&mut l);
+        if !l.problems.is_empty() {
+            bail!("cannot load weights:\n  {}", l.problems.join("\n  "));
+        }
+        Ok(model)
+    }
+
+    /// Names of the parameters, in visit order.
+    pub fn parameter_names(&self) -> Vec<String> {
+        self.weights().into_keys().collect()
+    }
+}
+
+struct StableIds {
+    next: u64,
+}
+
+impl ModuleMapper for StableIds {
+    fn map_float<const D: usize>(&mut self, mut p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        p.id = ParamId::from(1_000 + self.next);
+        self.next += 1;
+        p
+    }
+}
+
+struct Collect {
+    path: Vec<String>,
+    out: BTreeMap<String, WeightTensor>,
+}
+
+impl ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, _ty: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _ty: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        let t = p.val();
+        let shape = t.shape().to_vec();
+        let values = t.into_data().try_to_vec_as::<f32>().expect("f32 parameters");
+        self.out.insert(scheme_name(&self.path), WeightTensor { shape, values });
+    }
+}
+
+struct Load<'a> {
+    path: Vec<String>,
+    src: &'a BTreeMap<String, WeightTensor>,
+    problems: Vec<String>,
+}
+
+impl ModuleMapper for Load<'_> {
+    fn enter_module(&mut self, name: &str, _ty: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _ty: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let name = scheme_name(&self.path);
+        match self.src.get(&name) {
+            Some(t) if p.lazy_shape().as_slice() == t.shape.as_slice() => {
+                let value =
+                    Tensor::<D>::from_data(TensorData::new(t.values.clone(), t.shape.clone()), &p.lazy_device());
+                let id = p.id;
+                p.transform_for_load(value, id)
+            }
+            Some(t) => {
+                self.problems.push(format!(
+                    "{name}: shape {:?}, the network needs {:?}",
+                    t.shape,
+                    p.lazy_shape().as_slice()
+                ));
+                p
+            }
+            None => {
+                self.problems.push(format!("{name}: missing"));
+                p
+            }
+        }
+    }
+}
+
+/// Glorot-uniform weights and zero biases (the Keras defaults the paper's
+/// code uses), deterministic for `seed`.
+pub fn initial_weights(spec: &NetworkSpec, seed: u64) -> BTreeMap<String, WeightTensor> {
+    edge_seg_export::checkpoint::glorot_weights(spec, seed, false)
+}
+
+/// Every scheme name of `spec` (for checks).
+pub fn scheme_names(spec: &NetworkSpec) -> Vec<String> {
+    weight_entries(spec).into_iter().map(|e| e.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_seg_models::spec::ChannelPlan;
+
+    fn tiny(levels: usize, padding: Padding, upsampling: Upsampling) -> NetworkSpec {
+        NetworkSpec {
+            levels,
+            base_filters: 2,
+            channel_plan: ChannelPlan::Cicek,
+            padding,
+            upsampling,
+            in_channels: 1,
+            classes: 3,
+        }
+    }
+
+    #[test]
+    fn paper_parameter_count_matches_the_contract() {
+        // Counting parameters needs no forward pass (and no weights drawn).
+        let spec = NetworkSpec::paper(23);
+        let device = Device::flex();
+        let layers = spec.layers();
+        let model_params: usize = layers
+            .iter()
+            .map(|l| match l.kind {
+                LayerKind::Conv3 { cin, cout } => conv(cin, cout, 3, spec.padding, &device).num_params(),
+                LayerKind::Head { cin, classes } => conv(cin, classes, 1, Padding::Valid, &device).num_params(),
+                LayerKind::Up { .. } => unreachable!(),
+            })
+            .sum();
+        assert_eq!(model_params as u64, spec.parameter_count());
+        assert_eq!(model_params, 16_317_015);
+    }
+
+    #[test]
+    fn parameter_names_follow_the_scheme() {
+        for up in [Upsampling::Nearest, Upsampling::Transposed] {
+            let spec = tiny(4, Padding::Valid, up);
+            let model = UNet::new(&spec, &initial_weights(&spec, 1), &Device::flex()).unwrap();
+            let mut names = model.parameter_names();
+            names.sort();
+            let mut expected = scheme_names(&spec);
+            expected.sort();
+            assert_eq!(names, expected);
+            assert_eq!(model.num_params() as u64, spec.parameter_count());
+        }
+    }
+
+    #[test]
+    fn output_shape_matches_the_arithmetic() {
+        let device = Device::flex();
+        for (spec, sizes) in [
+            (
+                tiny(4, Padding::Valid, Upsampling::Nearest),
+                vec![[92, 92, 92], [92, 100, 108]],
+            ),
+            (tiny(3, Padding::Valid, Upsampling::Transposed), vec![[44, 52, 60]]),
+            (tiny(2, Padding::Same, Upsampling::Nearest), vec![[8, 12, 16]]),
+        ] {
+            let model = UNet::new(&spec, &initial_weights(&spec, 2), &device).unwrap();
+            for s in sizes {
+                let n: usize = s.iter().product();
+                let x = Tensor::<5>::from_data(TensorData::new(vec![0.1f32; n], [1, 1, s[0], s[1], s[2]]), &device);
+                let y = model.forward(x);
+                let o = spec.output_shape(s).unwrap();
+                assert_eq!(y.dims(), [1, 3, o[0], o[1], o[2]], "{spec:?} {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn weights_round_trip() {
+        let spec = tiny(2, Padding::Valid, Upsampling::Transposed);
+        let w = edge_seg_export::checkpoint::glorot_weights(&spec, 5, true);
+        let model = UNet::new(&spec, &w, &Device::flex()).unwrap();
+        assert_eq!(model.weights(), w);
+    }
+
+    #[test]
+    fn pooling_and_upsampling_values() {
+        let device = Device::flex();
+        let v: Vec<f32> = (0..64).map(|i| i as f32).collect();
+        let x = Tensor::<5>::from_data(TensorData::new(v, [1, 1, 4, 4, 4]), &device);
+        let p = max_pool2(x);
+        let got: Vec<f32> = p.clone().into_data().try_to_vec_as::<f32>().unwrap();
+        assert_eq!(got, vec![21.0, 23.0, 29.0, 31.0, 53.0, 55.0, 61.0, 63.0]);
+        let u = upsample2(p);
+        assert_eq!(u.dims(), [1, 1, 4, 4, 4]);
+        let up: Vec<f32> = u.into_data().try_to_vec_as::<f32>().unwrap();
+        // voxel (z, y, x) takes the pooled value at (z/2, y/2, x/2)
+        for z in 0..4 {
+            for y in 0..4 {
+                for x in 0..4 {
+                    let pooled = [21.0, 23.0, 29.0, 31.0, 53.0, 55.0, 61.0, 63.0][(z / 2) * 4 + (y / 2) * 2 + x / 2];
+                    assert_eq!(up[z * 16 + y * 4 + x], pooled);
+                }
+            }
+        }
+    }
+}
