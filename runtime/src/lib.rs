@@ -7,16 +7,24 @@
 //! - [`memory`]: memory budgets;
 //! - [`model`]: loading an ONNX model and its card, with checks;
 //! - [`backend`]: running one tile (tract);
+//! - [`infer`]: segmenting a scan: memory plan, tiles, decoding, mapping back;
+//! - [`postprocess`]: largest component, hole filling;
+//! - [`outputs`]: label map, colour table, report and per-structure masks;
+//! - [`builtin`]: the default model compiled into the binary;
 //! - [`preprocess`]: scan → model grid and labels back, shared with the trainer;
 //! - [`tiling`]: sliding-window inference (exact overlap-tile or Gaussian blending);
 //! - [`cli`]: the `edge-seg` command line.
 
 pub mod backend;
+pub mod builtin;
 pub mod cli;
 pub mod geometry;
+pub mod infer;
 pub mod intensity;
 pub mod memory;
 pub mod model;
+pub mod outputs;
+pub mod postprocess;
 pub mod preprocess;
 pub mod tiling;
 pub mod volume;

@@ -39,6 +39,22 @@ pub fn parse_device(s: &str) -> Result<Device> {
     bail!("unknown --device {s:?}: use cpu, wgpu or cuda[:N]")
 }
 
+/// Keep freed memory for reuse instead of returning large blocks to the
+/// system: burn's CPU backend allocates a fresh buffer per tensor op, and
+/// with glibc's defaults every large buffer is a new mmap whose pages fault
+/// in one by one. Measured on a 2-core machine: a ReLU forward+backward
+/// over 45 M values took 0.93 s before and 0.19 s after; a training step
+/// of the default network 19.3 s before and 15.2 s after.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called at start-up
+    // before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 /// Use `n` threads for CPU work (must run before any tensor work).
 pub fn set_threads(n: usize) -> Result<()> {
     rayon::ThreadPoolBuilder::new()

@@ -1,3 +1,4 @@
 fn main() -> std::process::ExitCode {
+    edge_seg_trainer::device::tune_allocator();
     edge_seg_trainer::cli::main()
 }

@@ -1,6 +1,10 @@
 //! The `edge-seg` command line: one module per subcommand.
 
+mod bench;
+mod infer;
 mod info;
+mod model_args;
+mod models;
 
 use std::process::ExitCode;
 
@@ -16,8 +20,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Segment scans: write SCAN.seg.nii.gz, a colour table and a JSON report beside each.
+    Infer(infer::InferArgs),
     /// Describe a NIfTI volume: shape, datatype, spacing, orientation, affine, intensities.
     Info(info::InfoArgs),
+    /// List the models built into this binary.
+    Models(models::ModelsArgs),
+    /// Time a model's tiles on a backend.
+    Bench(bench::BenchArgs),
 }
 
 /// Run the CLI with the process arguments; the exit code says whether every
@@ -25,7 +35,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Infer(args) => infer::run(&args),
         Command::Info(args) => info::run(&args),
+        Command::Models(args) => models::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(code) => code,

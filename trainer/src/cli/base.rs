@@ -13,9 +13,9 @@ use crate::device::{parse_device, set_threads};
 use crate::loss::{LossKind, LossWeights};
 use crate::train::{train, Init, OptimizerKind, RunOptions, Schedule, TrainConfig, Trainable};
 
-/// Network and optimisation settings shared by `base` and `transfer`.
+/// The network: a named spec or a JSON file, with overrides.
 #[derive(Debug, Args, Clone)]
-pub struct TrainArgs {
+pub struct SpecArgs {
     /// Network: `paper` (4 levels, 32 filters), `small` (4 levels, 8 filters)
     /// or a JSON file with a NetworkSpec.
     #[arg(long, default_value = "small")]
@@ -35,6 +35,13 @@ pub struct TrainArgs {
     /// Override the upsampling: nearest or transposed.
     #[arg(long)]
     pub upsampling: Option<String>,
+}
+
+/// Network and optimisation settings shared by `base` and `transfer`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub network: SpecArgs,
     /// Model spacing in mm: one value (isotropic) or z,y,x.
     #[arg(long, default_value = "3")]
     pub spacing: String,
@@ -65,6 +72,9 @@ pub struct TrainArgs {
     /// AdamW weight decay.
     #[arg(long, default_value_t = 1e-4)]
     pub weight_decay: f32,
+    /// Validate on at most this many validation cases.
+    #[arg(long)]
+    pub val_cases: Option<usize>,
     /// Validate and checkpoint every N iterations (0: only at the end).
     #[arg(long, default_value_t = 250)]
     pub val_every: u64,
@@ -129,7 +139,7 @@ pub fn parse_spacing(s: &str) -> Result<[f64; 3]> {
 }
 
 /// The network spec from `--spec` and the overrides.
-pub fn network_spec(a: &TrainArgs, classes: usize) -> Result<NetworkSpec> {
+pub fn network_spec(a: &SpecArgs, classes: usize) -> Result<NetworkSpec> {
     let mut spec = match a.spec.as_str() {
         "paper" => NetworkSpec::paper(classes),
         "small" => NetworkSpec {
@@ -204,7 +214,7 @@ pub fn train_config(
     trainable: Trainable,
 ) -> Result<TrainConfig> {
     let classes = manifest.vocabulary.len();
-    let spec = network_spec(a, classes)?;
+    let spec = network_spec(&a.network, classes)?;
     let modality = manifest.cases.first().map(|c| c.modality).unwrap_or(Modality::CT);
     let intensity = match modality {
         Modality::CT => Intensity::ct_default(),
@@ -263,6 +273,7 @@ pub fn train_config(
         augmentation: (&augmentation(&a.augment)?).into(),
         trainable,
         max_train_cases: None,
+        max_val_cases: a.val_cases,
         strategy: strategy.to_string(),
         base_model: None,
         cache,

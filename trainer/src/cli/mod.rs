@@ -1,6 +1,7 @@
 //! The `edge-seg-train` command line: one module per subcommand.
 
 mod base;
+mod bench;
 mod export;
 mod import;
 mod phantoms;
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use base::{network_spec, parse_spacing, train_config, TrainArgs};
+pub use base::{network_spec, parse_spacing, train_config, SpecArgs, TrainArgs};
 pub use export::export_checked;
 
 /// edge-seg-train: train 3D U-Nets on sparsely annotated scans, transfer them
@@ -34,6 +35,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Export a checkpoint to one ONNX file, verified against the burn model.
     Export(export::ExportArgs),
+    /// Time training steps (forward + backward + Adam) of a network on random data.
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Base(a) => base::run(&a),
         Command::Predict(a) => predict::run(&a),
         Command::Export(a) => export::run(&a),
+        Command::Bench(a) => bench::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -133,6 +133,8 @@ pub struct TrainConfig {
     /// Use at most this many training cases (all when `None`), chosen in
     /// manifest order.
     pub max_train_cases: Option<usize>,
+    /// Validate on at most this many validation cases (all when `None`).
+    pub max_val_cases: Option<usize>,
     /// Strategy name for the card's provenance (`base`, `scratch`, ...).
     pub strategy: String,
     /// Base model the run started from, for provenance.

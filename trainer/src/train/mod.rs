@@ -244,7 +244,10 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
     if train_cases.is_empty() {
         bail!("{}: no training cases", cfg.manifest.display());
     }
-    let val_cases = prepare_cases(&ds, &pre, &cfg.cache, &[Split::Val], |_, _| {})?;
+    let mut val_cases = prepare_cases(&ds, &pre, &cfg.cache, &[Split::Val], |_, _| {})?;
+    if let Some(n) = cfg.max_val_cases {
+        val_cases.truncate(n);
+    }
     let output = cfg.spec.output_shape(cfg.patch)?;
     let sampler_cfg = SamplerConfig {
         input: cfg.patch,

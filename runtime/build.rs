@@ -1,0 +1,13 @@
+//! Compiles the shipped default model into the binary when it is present.
+
+use std::path::Path;
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(default_model)");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/zoo/default.onnx");
+    println!("cargo:rerun-if-changed={}", p.display());
+    if let Ok(abs) = p.canonicalize() {
+        println!("cargo:rustc-cfg=default_model");
+        println!("cargo:rustc-env=EDGE_SEG_DEFAULT_MODEL={}", abs.display());
+    }
+}

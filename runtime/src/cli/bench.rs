@@ -1,0 +1,75 @@
+//! `edge-seg bench`: tiles per second and voxels per second of a model on a
+//! backend, with random input.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+use ndarray::Array3;
+
+use super::model_args::ModelArgs;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Timed tiles (after one warm-up tile).
+    #[arg(long, default_value_t = 3)]
+    pub tiles: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: &BenchArgs) -> Result<ExitCode> {
+    let loaded = a.model.load()?;
+    let card = &loaded.model.card;
+    let spec = &card.network;
+    let edge = a.model.tile.unwrap_or(card.tile.input[0]);
+    let edge = *spec.legal_input_sizes(edge.max(spec.smallest_input())).last().unwrap();
+    let tile = [edge; 3];
+    let out = spec.output_shape(tile)?;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let input = Array3::from_shape_fn((edge, edge, edge), |_| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    });
+    let t0 = Instant::now();
+    loaded.backend.run(&input).map_err(anyhow::Error::msg)?;
+    let warmup = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    for _ in 0..a.tiles.max(1) {
+        loaded.backend.run(&input).map_err(anyhow::Error::msg)?;
+    }
+    let per_tile = t1.elapsed().as_secs_f64() / a.tiles.max(1) as f64;
+    let out_vox = out.iter().product::<usize>() as f64;
+    let gflop = spec.forward_flops(tile)? / 1e9;
+    let threads = a
+        .model
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": loaded.model.source.to_string(), "backend": loaded.backend.name(), "threads": threads,
+                "tile": tile, "output": out, "gflop_per_tile": gflop, "seconds_per_tile": per_tile,
+                "first_tile_seconds": warmup, "tiles_per_second": 1.0 / per_tile,
+                "output_voxels_per_second": out_vox / per_tile, "gflops": gflop / per_tile,
+            })
+        );
+    } else {
+        println!("model:        {} — {}", loaded.model.source, loaded.model.describe());
+        println!("backend:      {} ({threads} threads)", loaded.backend.name());
+        println!("tile:         {tile:?} → {out:?} ({gflop:.1} GFLOP)");
+        println!("first tile:   {warmup:.3} s (includes plan optimisation)");
+        println!("per tile:     {per_tile:.3} s over {} tiles", a.tiles.max(1));
+        println!("tiles/s:      {:.3}", 1.0 / per_tile);
+        println!("voxels/s:     {:.0} output voxels", out_vox / per_tile);
+        println!("GFLOP/s:      {:.1}", gflop / per_tile);
+    }
+    Ok(ExitCode::SUCCESS)
+}

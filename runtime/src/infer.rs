@@ -1,0 +1,360 @@
+//! Segmenting a scan with a loaded model: memory planning and tile-size
+//! choice, preprocessing, sliding-window inference on a backend, decoding,
+//! optional post-processing and test-time mirroring, and mapping the labels
+//! back onto the scan's grid.
+
+use std::path::Path;
+use std::time::Instant;
+
+use edge_seg_models::card::{ModelCard, OutputKind};
+use edge_seg_models::spec::Padding;
+use ndarray::{Array3, Array4, Axis};
+
+use crate::backend::TileBackend;
+use crate::memory::format_bytes;
+use crate::model::Model;
+use crate::preprocess::{preprocess, PreprocessSpec};
+use crate::tiling::{segment, TilePlan};
+use crate::volume::{Problem, Volume, VolumeError};
+use crate::{postprocess, volume};
+
+/// What a run may do.
+#[derive(Clone, Debug)]
+pub struct InferOptions {
+    /// Bytes the whole job may use.
+    pub max_memory: u64,
+    /// Force this tile edge (the largest legal size not above it).
+    pub tile: Option<usize>,
+    pub roi_body: bool,
+    /// Average over the 8 axis mirrorings.
+    pub tta: bool,
+    pub largest_component: bool,
+    pub fill_holes: bool,
+    /// Blended (same-padded) models: tile overlap.
+    pub overlap: f64,
+    /// Run exact tiles concurrently.
+    pub parallel_tiles: bool,
+}
+
+impl Default for InferOptions {
+    fn default() -> Self {
+        InferOptions {
+            max_memory: crate::memory::default_budget(),
+            tile: None,
+            roi_body: false,
+            tta: false,
+            largest_component: false,
+            fill_holes: false,
+            overlap: 0.5,
+            parallel_tiles: false,
+        }
+    }
+}
+
+/// A finished segmentation.
+#[derive(Clone, Debug)]
+pub struct Segmentation {
+    /// Labels on the scan's grid, `[k][j][i]`.
+    pub labels: Array3<u16>,
+    pub tile: [usize; 3],
+    pub tiles: usize,
+    pub model_grid: [usize; 3],
+    pub seconds: f64,
+    /// NaN/infinite input voxels (replaced before inference).
+    pub non_finite: u64,
+}
+
+/// Estimated peak bytes of one tile's forward pass: every activation of
+/// the network, with a factor for temporary buffers.
+pub fn tile_memory(card: &ModelCard, tile: [usize; 3]) -> u64 {
+    let spec = &card.network;
+    let traces: Vec<_> = tile.iter().map(|&t| spec.trace_axis(t)).collect();
+    if traces.iter().any(|t| t.is_none()) {
+        return u64::MAX;
+    }
+    let t: Vec<_> = traces.into_iter().map(|t| t.unwrap()).collect();
+    let mut floats = 0u64;
+    let mut conv = 0;
+    for layer in spec.layers() {
+        if let edge_seg_models::spec::LayerKind::Conv3 { cout, .. } = layer.kind {
+            let vox = (t[0].conv_out[conv] * t[1].conv_out[conv] * t[2].conv_out[conv]) as u64;
+            floats += vox * cout as u64;
+            conv += 1;
+        }
+    }
+    let input = tile.iter().map(|&v| v as u64).product::<u64>();
+    floats += input + (t[0].output * t[1].output * t[2].output) as u64 * spec.classes as u64 * 2;
+    floats * 4 * 3 / 2
+}
+
+/// Estimated bytes for the volume side of a job: the scan, its canonical
+/// copy, the model-grid image and label maps at both resolutions.
+pub fn volume_memory(scan_voxels: u64, model_voxels: u64) -> u64 {
+    scan_voxels * (4 + 4 + 2 + 2) + model_voxels * (4 + 4 + 2)
+}
+
+/// Model-grid shape for a scan of `shape` (i, j, k) and `spacing` (i, j, k).
+pub fn model_grid_estimate(shape: [usize; 3], spacing: [f64; 3], card: &ModelCard) -> [usize; 3] {
+    // Reorientation permutes axes; the product is what matters for memory,
+    // and each axis is bounded by the largest extent.
+    let extents: Vec<f64> = (0..3).map(|d| shape[d] as f64 * spacing[d]).collect();
+    let mut sorted = extents.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let s = card.spacing_mm;
+    let min_sp = s.iter().cloned().fold(f64::INFINITY, f64::min);
+    [0, 1, 2].map(|d| ((sorted[d] / min_sp).ceil() as usize).max(1))
+}
+
+/// The tile for a model grid: the largest legal edge whose forward pass fits
+/// `budget`, capped per axis at the smallest legal size that covers the
+/// axis in one tile.
+pub fn choose_tile(
+    card: &ModelCard,
+    grid: [usize; 3],
+    budget: u64,
+    forced: Option<usize>,
+) -> Result<[usize; 3], String> {
+    let spec = &card.network;
+    let margin = match spec.padding {
+        Padding::Valid => spec.margin(),
+        Padding::Same => 0,
+    };
+    let cap = grid.map(|n| {
+        let want = n + margin;
+        (want..want + 64 * spec.pool_factor() + 512)
+            .find(|&s| spec.is_legal_input(s))
+            .unwrap_or(want)
+    });
+    let max_edge = forced.unwrap_or(*cap.iter().max().unwrap());
+    let candidates = spec.legal_input_sizes(max_edge.max(spec.smallest_input()));
+    let mut chosen = None;
+    for &edge in candidates.iter().rev() {
+        let tile = cap.map(|c| c.min(edge));
+        // A capped axis may need a legal size below `edge`.
+        let tile = tile.map(|t| {
+            if spec.is_legal_input(t) {
+                t
+            } else {
+                *spec.legal_input_sizes(t).last().unwrap_or(&edge)
+            }
+        });
+        if tile_memory(card, tile) <= budget {
+            chosen = Some(tile);
+            break;
+        }
+    }
+    chosen.ok_or_else(|| {
+        let smallest = [spec.smallest_input(); 3];
+        format!(
+            "even the smallest tile {:?} needs {} for its forward pass, more than the memory budget of {}",
+            smallest,
+            format_bytes(tile_memory(card, smallest)),
+            format_bytes(budget)
+        )
+    })
+}
+
+/// Softmax over channels in place (for models that output logits).
+fn softmax_channels(s: &mut Array4<f32>) {
+    for mut lane in s.lanes_mut(Axis(0)) {
+        let max = lane.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for v in lane.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        for v in lane.iter_mut() {
+            *v /= sum;
+        }
+    }
+}
+
+/// A model on a backend, ready to segment scans.
+pub struct Segmenter<'a> {
+    pub model: &'a Model,
+    pub backend: &'a dyn TileBackend,
+    pub options: InferOptions,
+}
+
+impl Segmenter<'_> {
+    fn preprocess_spec(&self) -> PreprocessSpec {
+        PreprocessSpec {
+            spacing_zyx: self.model.card.spacing_mm,
+            intensity: self.model.card.intensity,
+            crop_to_body: self.options.roi_body,
+            modality: self.model.card.modality,
+        }
+    }
+
+    /// Check, from the header alone, that a scan fits the memory budget;
+    /// returns the planned tile.
+    pub fn plan_memory(&self, path: &Path) -> Result<[usize; 3], VolumeError> {
+        let info = volume::read_header(path)?;
+        let (affine, _, _) = volume::header_affine(&info.header, info.shape);
+        volume::check_affine(&affine).map_err(|m| VolumeError::new(path, Problem::Geometry(m)))?;
+        let scan_voxels: u64 = info.shape.iter().map(|&s| s as u64).product();
+        let grid = model_grid_estimate(info.shape, affine.spacing(), &self.model.card);
+        let model_voxels: u64 = grid.iter().map(|&s| s as u64).product();
+        let volume_need = volume_memory(scan_voxels, model_voxels);
+        let budget = self.options.max_memory;
+        if volume_need >= budget {
+            return Err(VolumeError::new(
+                path,
+                Problem::Other(format!(
+                    "too large for the memory budget: {}x{}x{} voxels need about {} before any tile, the budget is {} (raise --max-memory)",
+                    info.shape[0],
+                    info.shape[1],
+                    info.shape[2],
+                    format_bytes(volume_need),
+                    format_bytes(budget)
+                )),
+            ));
+        }
+        choose_tile(&self.model.card, grid, budget - volume_need, self.options.tile).map_err(|m| {
+            VolumeError::new(
+                path,
+                Problem::Other(format!(
+                    "too large for the memory budget: the volume needs about {}, and {m}",
+                    format_bytes(volume_need)
+                )),
+            )
+        })
+    }
+
+    /// Run one tile through the backend, with softmax for logit models and
+    /// mirroring when asked.
+    fn forward(&self, input: &Array3<f32>) -> Result<Array4<f32>, String> {
+        let logits = self.model.card.output == OutputKind::Logits;
+        let run = |x: &Array3<f32>| -> Result<Array4<f32>, String> {
+            let mut s = self.backend.run(x)?;
+            if logits {
+                softmax_channels(&mut s);
+            }
+            Ok(s)
+        };
+        if !self.options.tta {
+            return run(input);
+        }
+        let mut acc: Option<Array4<f32>> = None;
+        for mask in 0..8u8 {
+            let mut x = input.view();
+            for d in 0..3 {
+                if mask & (1 << d) != 0 {
+                    x.invert_axis(Axis(d));
+                }
+            }
+            let mut s = run(&x.as_standard_layout().to_owned())?;
+            for d in 0..3 {
+                if mask & (1 << d) != 0 {
+                    s.invert_axis(Axis(d + 1));
+                }
+            }
+            match &mut acc {
+                None => acc = Some(s.as_standard_layout().to_owned()),
+                Some(a) => *a += &s,
+            }
+        }
+        let mut a = acc.unwrap();
+        a.mapv_inplace(|v| v / 8.0);
+        Ok(a)
+    }
+
+    /// Segment a scan already read from `path`.
+    pub fn segment(
+        &self,
+        vol: &Volume,
+        path: &Path,
+        tile: [usize; 3],
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Segmentation, VolumeError> {
+        let start = Instant::now();
+        let pre = preprocess(vol, path, &self.preprocess_spec())?;
+        let (z, y, x) = pre.data.dim();
+        let card = &self.model.card;
+        let plan = TilePlan::new(&card.network, [z, y, x], tile, self.options.overlap)
+            .map_err(|e| VolumeError::new(path, Problem::Other(e)))?;
+        let total = plan.tiles.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let tick = || {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(n, total);
+        };
+        let mut labels = segment(
+            pre.data.view(),
+            &plan,
+            card.intensity.background_value(),
+            card.decode,
+            self.options.parallel_tiles,
+            |t| self.forward(t),
+            &tick,
+        )
+        .map_err(|e| VolumeError::new(path, Problem::Other(format!("inference failed: {e}"))))?;
+        if self.options.largest_component {
+            postprocess::largest_component(&mut labels);
+        }
+        if self.options.fill_holes {
+            postprocess::fill_holes(&mut labels);
+        }
+        Ok(Segmentation {
+            labels: pre.labels_to_scan(&labels),
+            tile,
+            tiles: total,
+            model_grid: [z, y, x],
+            seconds: start.elapsed().as_secs_f64(),
+            non_finite: pre.non_finite,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_seg_models::card::{Intensity, Modality};
+    use edge_seg_models::NetworkSpec;
+
+    fn card(filters: usize) -> ModelCard {
+        let spec = NetworkSpec {
+            base_filters: filters,
+            ..NetworkSpec::paper(14)
+        };
+        ModelCard::new(
+            "t",
+            Modality::CT,
+            &edge_seg_models::labels::BASE_LABELS,
+            spec,
+            [3.0; 3],
+            Intensity::ct_default(),
+            [132; 3],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn paper_tile_memory_is_about_a_gigabyte() {
+        let m = tile_memory(&card(32), [132; 3]);
+        assert!(m > 1 << 30 && m < 3 << 30, "{}", format_bytes(m));
+    }
+
+    #[test]
+    fn tiles_grow_with_the_budget_and_stop_at_the_volume() {
+        let c = card(8);
+        let small = choose_tile(&c, [300, 300, 300], 200 << 20, None).unwrap();
+        let large = choose_tile(&c, [300, 300, 300], 8 << 30, None).unwrap();
+        assert!(large[0] > small[0], "{small:?} vs {large:?}");
+        // A small volume needs no tile larger than itself plus the margin.
+        let t = choose_tile(&c, [10, 20, 30], 8 << 30, None).unwrap();
+        assert_eq!(t, [100, 108, 124]);
+        assert!(choose_tile(&c, [300; 3], 1 << 20, None).unwrap_err().contains("budget"));
+        // A forced edge is respected.
+        assert_eq!(choose_tile(&c, [300; 3], 8 << 30, Some(140)).unwrap(), [140; 3]);
+    }
+
+    #[test]
+    fn softmax_normalises() {
+        let mut s = Array4::from_shape_vec((2, 1, 1, 2), vec![0.0, 10.0, 0.0, -10.0]).unwrap();
+        softmax_channels(&mut s);
+        assert!((s[[0, 0, 0, 0]] - 0.5).abs() < 1e-6);
+        assert!((s[[0, 0, 0, 1]] + s[[1, 0, 0, 1]] - 1.0).abs() < 1e-6);
+        assert!(s[[0, 0, 0, 1]] > 0.99);
+    }
+}

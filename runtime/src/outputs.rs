@@ -1,0 +1,287 @@
+//! What `edge-seg infer` writes for a scan: the label map (`.seg.nii.gz`,
+//! same geometry and header codes as the scan), a colour table in 3D
+//! Slicer's format (`.seg.ctbl`), a JSON report with per-structure volumes
+//! and provenance (`.seg.json`), and optionally one mask per structure.
+//!
+//! Every file is first written under a temporary name; they are renamed
+//! into place together only when all are complete.
+
+use std::path::{Path, PathBuf};
+
+use edge_seg_models::atomic::{sync_dir_of, temp_path};
+use edge_seg_models::labels::label_colour;
+use ndarray::Array3;
+use serde::Serialize;
+
+use crate::infer::Segmentation;
+use crate::model::Model;
+use crate::volume::{check_not_input, check_output_path, write_labels, Problem, Volume, VolumeError};
+
+/// The files written for one scan.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutputPaths {
+    pub labels: PathBuf,
+    pub colour_table: PathBuf,
+    pub report: PathBuf,
+    pub masks: Vec<PathBuf>,
+}
+
+/// Split `x.nii.gz` / `x.nii` into `x` and the suffix.
+fn split_nifti_name(name: &str) -> (&str, &str) {
+    if let Some(s) = name.strip_suffix(".nii.gz") {
+        (s, ".nii.gz")
+    } else if let Some(s) = name.strip_suffix(".nii") {
+        (s, ".nii")
+    } else {
+        (name, "")
+    }
+}
+
+/// Safe file-name form of a label.
+fn file_label(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Output paths for `scan`: beside it (`scan.seg.nii.gz`, ...), or based on
+/// `out` (a file name, or a directory for several scans).
+pub fn output_paths(scan: &Path, out: Option<&Path>, split: bool, labels: &[String]) -> OutputPaths {
+    let scan_name = scan.file_name().unwrap_or_default().to_string_lossy().to_string();
+    let (scan_stem, _) = split_nifti_name(&scan_name);
+    let labels_path = match out {
+        Some(o) if o.is_dir() => o.join(format!("{scan_stem}.seg.nii.gz")),
+        Some(o) => o.to_path_buf(),
+        None => scan.with_file_name(format!("{scan_stem}.seg.nii.gz")),
+    };
+    let name = labels_path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let (stem, suffix) = split_nifti_name(&name);
+    let suffix = if suffix.is_empty() { ".nii.gz" } else { suffix };
+    let masks = if split {
+        labels
+            .iter()
+            .skip(1)
+            .map(|l| labels_path.with_file_name(format!("{stem}.{}{suffix}", file_label(l))))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    OutputPaths {
+        colour_table: labels_path.with_file_name(format!("{stem}.ctbl")),
+        report: labels_path.with_file_name(format!("{stem}.json")),
+        labels: labels_path,
+        masks,
+    }
+}
+
+/// One structure in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct StructureReport {
+    pub index: usize,
+    pub name: String,
+    pub voxels: u64,
+    pub volume_ml: f64,
+}
+
+/// Where the result came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct Provenance {
+    pub model: String,
+    pub task: String,
+    pub weights_sha256: String,
+    pub trained_on_synthetic_phantoms: bool,
+    pub edge_seg_version: String,
+    pub backend: String,
+    pub tile: [usize; 3],
+    pub tiles: usize,
+    pub model_grid: [usize; 3],
+    pub seconds: f64,
+}
+
+/// The JSON report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub scan: String,
+    pub label_map: String,
+    pub shape: [usize; 3],
+    pub voxel_volume_mm3: f64,
+    pub structures: Vec<StructureReport>,
+    pub provenance: Provenance,
+    pub warnings: Vec<String>,
+}
+
+/// Voxel counts and volumes for every label of the card.
+pub fn structure_volumes(labels: &Array3<u16>, names: &[String], voxel_mm3: f64) -> Vec<StructureReport> {
+    let mut counts = vec![0u64; names.len()];
+    for &l in labels.iter() {
+        if (l as usize) < counts.len() {
+            counts[l as usize] += 1;
+        }
+    }
+    names
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, n)| StructureReport {
+            index: i,
+            name: n.clone(),
+            voxels: counts[i],
+            volume_ml: counts[i] as f64 * voxel_mm3 / 1000.0,
+        })
+        .collect()
+}
+
+/// 3D Slicer colour table: `index name R G B A` per line.
+pub fn colour_table(names: &[String]) -> String {
+    let mut s = String::from("# edge-seg colour table: index name R G B A\n");
+    for (i, n) in names.iter().enumerate() {
+        let [r, g, b] = label_colour(n);
+        let a = if i == 0 { 0 } else { 255 };
+        s.push_str(&format!("{i} {} {r} {g} {b} {a}\n", file_label(n)));
+    }
+    s
+}
+
+/// Check the outputs can be written and none is the scan itself.
+pub fn check_outputs(scan: &Path, paths: &OutputPaths) -> Result<(), VolumeError> {
+    check_output_path(&paths.labels)?;
+    for p in std::iter::once(&paths.labels).chain(&paths.masks) {
+        check_not_input(scan, p)?;
+    }
+    for p in [&paths.colour_table, &paths.report] {
+        check_not_input(scan, p)?;
+    }
+    Ok(())
+}
+
+/// Write every output for `seg`, all or nothing.
+pub fn write_outputs(
+    scan: &Path,
+    vol: &Volume,
+    seg: &Segmentation,
+    model: &Model,
+    backend: &str,
+    paths: &OutputPaths,
+    warnings: Vec<String>,
+) -> Result<Report, VolumeError> {
+    check_outputs(scan, paths)?;
+    let card = &model.card;
+    let voxel_mm3 = vol.affine.det3().abs();
+    let report = Report {
+        scan: scan.display().to_string(),
+        label_map: paths.labels.display().to_string(),
+        shape: vol.shape_ijk(),
+        voxel_volume_mm3: voxel_mm3,
+        structures: structure_volumes(&seg.labels, &card.labels, voxel_mm3),
+        provenance: Provenance {
+            model: model.source.to_string(),
+            task: card.task.clone(),
+            weights_sha256: card.weights_sha256.clone(),
+            trained_on_synthetic_phantoms: card.provenance.synthetic_data,
+            edge_seg_version: env!("CARGO_PKG_VERSION").to_string(),
+            backend: backend.to_string(),
+            tile: seg.tile,
+            tiles: seg.tiles,
+            model_grid: seg.model_grid,
+            seconds: seg.seconds,
+        },
+        warnings,
+    };
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let result = (|| -> Result<(), VolumeError> {
+        let werr = |p: &Path, e: std::io::Error| VolumeError::new(p, Problem::Write(e.to_string()));
+        let stage_nifti = |dest: &Path| {
+            let name = dest.file_name().unwrap_or_default().to_string_lossy().to_string();
+            let (_, suffix) = split_nifti_name(&name);
+            temp_path(dest, if suffix.is_empty() { ".nii.gz" } else { suffix })
+        };
+        let tmp = stage_nifti(&paths.labels);
+        write_labels(&tmp, seg.labels.view(), &vol.header)?;
+        staged.push((tmp, paths.labels.clone()));
+        for (i, mask_path) in paths.masks.iter().enumerate() {
+            let c = (i + 1) as u16;
+            let mask = seg.labels.mapv(|v| (v == c) as u16);
+            let tmp = stage_nifti(mask_path);
+            write_labels(&tmp, mask.view(), &vol.header)?;
+            staged.push((tmp, mask_path.clone()));
+        }
+        let tmp = temp_path(&paths.colour_table, "");
+        std::fs::write(&tmp, colour_table(&card.labels)).map_err(|e| werr(&paths.colour_table, e))?;
+        staged.push((tmp, paths.colour_table.clone()));
+        let tmp = temp_path(&paths.report, "");
+        let json = serde_json::to_vec_pretty(&report).expect("report serialises");
+        std::fs::write(&tmp, json).map_err(|e| werr(&paths.report, e))?;
+        staged.push((tmp, paths.report.clone()));
+        for (tmp, dest) in &staged {
+            std::fs::File::open(tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| werr(dest, e))?;
+        }
+        for (tmp, dest) in &staged {
+            std::fs::rename(tmp, dest).map_err(|e| werr(dest, e))?;
+        }
+        sync_dir_of(&paths.labels);
+        Ok(())
+    })();
+    if result.is_err() {
+        for (tmp, _) in &staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+    result.map(|()| report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_beside_the_scan() {
+        let names: Vec<String> = ["background", "liver", "kidneys"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let p = output_paths(Path::new("/d/scan.nii.gz"), None, true, &names);
+        assert_eq!(p.labels, Path::new("/d/scan.seg.nii.gz"));
+        assert_eq!(p.colour_table, Path::new("/d/scan.seg.ctbl"));
+        assert_eq!(p.report, Path::new("/d/scan.seg.json"));
+        assert_eq!(
+            p.masks,
+            vec![
+                PathBuf::from("/d/scan.seg.liver.nii.gz"),
+                PathBuf::from("/d/scan.seg.kidneys.nii.gz")
+            ]
+        );
+        let o = output_paths(Path::new("/d/scan.nii"), Some(Path::new("/e/out.nii")), false, &names);
+        assert_eq!(o.labels, Path::new("/e/out.nii"));
+        assert_eq!(o.report, Path::new("/e/out.json"));
+    }
+
+    #[test]
+    fn colour_table_format() {
+        let names: Vec<String> = ["background", "liver"].iter().map(|s| s.to_string()).collect();
+        let t = colour_table(&names);
+        assert!(t.contains("0 background 0 0 0 0\n"));
+        assert!(t.contains("1 liver 221 130 101 255\n"));
+    }
+
+    #[test]
+    fn volumes_in_ml() {
+        let names: Vec<String> = ["background", "a"].iter().map(|s| s.to_string()).collect();
+        let mut l = Array3::<u16>::zeros((10, 10, 10));
+        l.slice_mut(ndarray::s![0..5, .., ..]).fill(1);
+        let v = structure_volumes(&l, &names, 8.0);
+        assert_eq!(v[0].voxels, 500);
+        assert!((v[0].volume_ml - 4.0).abs() < 1e-12);
+    }
+}

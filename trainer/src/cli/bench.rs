@@ -1,0 +1,127 @@
+//! `edge-seg-train bench`: time training steps (forward + backward + Adam)
+//! of a spec at a patch size, on random data.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use clap::Args;
+
+use crate::device::{parse_device, set_threads};
+use crate::loss::{loss, BatchLabels, LossKind, LossWeights};
+use crate::unet::{initial_weights, UNet};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub network: super::base::SpecArgs,
+    /// Classes (background included).
+    #[arg(long, default_value_t = 14)]
+    pub classes: usize,
+    /// Patch edge (a legal input size).
+    #[arg(long, default_value_t = 116)]
+    pub patch: usize,
+    #[arg(long, default_value_t = 2)]
+    pub batch: usize,
+    /// Timed steps after one warm-up step.
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: &BenchArgs) -> Result<()> {
+    if let Some(t) = a.threads {
+        set_threads(t)?;
+    }
+    let device = parse_device(&a.device)?;
+    let spec = super::network_spec(&a.network, a.classes)?;
+    let patch = [a.patch; 3];
+    let out = spec.output_shape(patch)?;
+    let ad = device.clone().autodiff();
+    let mut model = UNet::new(&spec, &initial_weights(&spec, 0), &ad)?;
+    let mut optim = AdamConfig::new().init();
+    let n_in: usize = a.batch * patch.iter().product::<usize>();
+    let n_out: usize = a.batch * out.iter().product::<usize>();
+    let images: Vec<f32> = (0..n_in).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let labels: Vec<u8> = (0..n_out).map(|i| ((i / 97) % a.classes) as u8).collect();
+    let targets = BatchLabels {
+        labels,
+        spatial: out,
+        annotated: vec![(1..a.classes).collect(); a.batch],
+        complete: vec![true; a.batch],
+        classes: a.classes,
+    };
+    let mut times = Vec::new();
+    let (mut t_fwd, mut t_bwd, mut t_step) = (0.0, 0.0, 0.0);
+    for step in 0..=a.steps {
+        let t0 = Instant::now();
+        let x = Tensor::<5>::from_data(
+            TensorData::new(images.clone(), [a.batch, 1, patch[0], patch[1], patch[2]]),
+            &ad,
+        );
+        let logits = model.forward_logits(x);
+        let parts = loss(LossKind::Masked, logits, &targets, LossWeights::default());
+        let value = parts.total.clone().into_scalar::<f32>();
+        let t1 = Instant::now();
+        let grads = GradientsParams::from_grads(parts.total.backward(), &model);
+        let t2 = Instant::now();
+        model = optim.step(1e-4, model, grads);
+        // Force the update to finish before timing.
+        let _ = model.head.weight.val().into_data();
+        let t3 = Instant::now();
+        if step > 0 {
+            times.push(t3.duration_since(t0).as_secs_f64());
+            t_fwd += t1.duration_since(t0).as_secs_f64();
+            t_bwd += t2.duration_since(t1).as_secs_f64();
+            t_step += t3.duration_since(t2).as_secs_f64();
+        }
+        if !value.is_finite() {
+            anyhow::bail!("non-finite loss in the benchmark");
+        }
+    }
+    let n = a.steps.max(1) as f64;
+    let per_step = times.iter().sum::<f64>() / n;
+    let fwd_flops = spec.forward_flops(patch)? * a.batch as f64;
+    // Backward costs about twice the forward.
+    let step_gflop = 3.0 * fwd_flops / 1e9;
+    let voxels = n_out as f64 / per_step;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "spec": spec, "patch": patch, "batch": a.batch, "device": a.device,
+                "seconds_per_step": per_step, "forward_seconds": t_fwd / n, "backward_seconds": t_bwd / n,
+                "optimizer_seconds": t_step / n, "output_voxels_per_second": voxels,
+                "input_voxels_per_second": n_in as f64 / per_step,
+                "gflop_per_step": step_gflop, "gflops": step_gflop / per_step,
+            })
+        );
+    } else {
+        println!(
+            "spec:       {} levels, {} filters, {:?}, {} parameters",
+            spec.levels,
+            spec.base_filters,
+            spec.channel_plan,
+            spec.parameter_count()
+        );
+        println!("patch:      {patch:?} → {out:?}, batch {}", a.batch);
+        println!(
+            "step:       {per_step:.3} s (forward+loss {:.3}, backward {:.3}, Adam {:.3})",
+            t_fwd / n,
+            t_bwd / n,
+            t_step / n
+        );
+        println!("voxels/s:   {voxels:.0} output, {:.0} input", n_in as f64 / per_step);
+        println!(
+            "GFLOP/s:    {:.1} (≈{step_gflop:.1} GFLOP per step, backward counted as 2x forward)",
+            step_gflop / per_step
+        );
+    }
+    Ok(())
+}
