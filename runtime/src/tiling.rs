@@ -218,9 +218,54 @@ pub fn gaussian_map(size: [usize; 3]) -> Array3<f32> {
 /// A forward pass: input window `[z, y, x]` → scores `[C, z', y', x']`.
 pub type TileResult = Result<Array4<f32>, String>;
 
+/// Exactly tiled inference: calls `sink(tile, scores)` with the kept part
+/// of every tile's scores (`[C, z, y, x]` over `[keep_start, keep_end)`).
+/// `parallel` runs tiles concurrently; sinks are called in tile order.
+pub fn exact_tiles<F>(
+    volume: ArrayView3<f32>,
+    plan: &TilePlan,
+    pad: f32,
+    parallel: bool,
+    forward: F,
+    progress: &(dyn Fn() + Sync),
+    mut sink: impl FnMut(&TilePos, Array4<f32>) + Send,
+) -> Result<(), String>
+where
+    F: Fn(&Array3<f32>) -> TileResult + Sync,
+{
+    let run_tile = |tile: &TilePos| -> Result<Array4<f32>, String> {
+        let input = extract_input(volume, tile, plan.input, pad);
+        let scores = forward(&input)?;
+        check_scores(&scores, plan.output)?;
+        let k0 = [0, 1, 2].map(|d| tile.keep_start[d] - tile.output_start[d] as usize);
+        let k1 = [0, 1, 2].map(|d| tile.keep_end[d] - tile.output_start[d] as usize);
+        let kept = scores
+            .slice(s![.., k0[0]..k1[0], k0[1]..k1[1], k0[2]..k1[2]])
+            .to_owned();
+        progress();
+        Ok(kept)
+    };
+    if parallel {
+        // Bounded memory: run tiles in chunks of the thread count.
+        let chunk = rayon::current_num_threads().max(1);
+        for tiles in plan.tiles.chunks(chunk) {
+            let results: Vec<Result<Array4<f32>, String>> = tiles.par_iter().map(run_tile).collect();
+            for (tile, r) in tiles.iter().zip(results) {
+                sink(tile, r?);
+            }
+        }
+    } else {
+        for tile in &plan.tiles {
+            let r = run_tile(tile)?;
+            sink(tile, r);
+        }
+    }
+    Ok(())
+}
+
 /// Run `forward` over every tile of `plan` and return the label map.
-/// `parallel` runs exact tiles concurrently (blended tiles always run in
-/// order, slab by slab). `progress` is called after each tile.
+/// Exact tiles are decoded as they come; blended tiles slab by slab.
+/// `progress` is called after each tile.
 pub fn segment<F>(
     volume: ArrayView3<f32>,
     plan: &TilePlan,
@@ -237,36 +282,54 @@ where
     if [dims.0, dims.1, dims.2] != plan.volume {
         return Err(format!("volume {dims:?} does not match the plan's {:?}", plan.volume));
     }
-    if plan.blended {
-        return segment_blended(volume, plan, pad, rule, forward, progress);
-    }
-    let run_tile = |tile: &TilePos| -> Result<(TilePos, Array3<u16>), String> {
-        let input = extract_input(volume, tile, plan.input, pad);
-        let scores = forward(&input)?;
-        check_scores(&scores, plan.output)?;
-        let k0 = [0, 1, 2].map(|d| tile.keep_start[d] - tile.output_start[d] as usize);
-        let k1 = [0, 1, 2].map(|d| tile.keep_end[d] - tile.output_start[d] as usize);
-        let kept = scores.slice(s![.., k0[0]..k1[0], k0[1]..k1[1], k0[2]..k1[2]]);
-        let labels = decode(kept, rule);
-        progress();
-        Ok((*tile, labels))
-    };
-    let results: Vec<Result<(TilePos, Array3<u16>), String>> = if parallel {
-        plan.tiles.par_iter().map(run_tile).collect()
-    } else {
-        plan.tiles.iter().map(run_tile).collect()
-    };
     let mut out = Array3::<u16>::zeros(dims);
-    for r in results {
-        let (tile, labels) = r?;
-        out.slice_mut(s![
-            tile.keep_start[0]..tile.keep_end[0],
-            tile.keep_start[1]..tile.keep_end[1],
-            tile.keep_start[2]..tile.keep_end[2]
-        ])
-        .assign(&labels);
+    if plan.blended {
+        blend_slabs(volume, plan, pad, forward, progress, |z0, scores| {
+            let rows = scores.dim().1;
+            out.slice_mut(s![z0..z0 + rows, .., ..])
+                .assign(&decode(scores.view(), rule));
+        })?;
+    } else {
+        exact_tiles(volume, plan, pad, parallel, forward, progress, |tile, scores| {
+            out.slice_mut(s![
+                tile.keep_start[0]..tile.keep_end[0],
+                tile.keep_start[1]..tile.keep_end[1],
+                tile.keep_start[2]..tile.keep_end[2]
+            ])
+            .assign(&decode(scores.view(), rule));
+        })?;
     }
     Ok(out)
+}
+
+/// Full-volume scores `[C, z, y, x]` (for tests and small volumes; inference
+/// itself never holds this array).
+pub fn volume_scores<F>(volume: ArrayView3<f32>, plan: &TilePlan, pad: f32, forward: F) -> Result<Array4<f32>, String>
+where
+    F: Fn(&Array3<f32>) -> TileResult + Sync,
+{
+    let (z, y, x) = volume.dim();
+    let mut out: Option<Array4<f32>> = None;
+    let alloc = |c: usize| Array4::<f32>::zeros((c, z, y, x));
+    if plan.blended {
+        blend_slabs(volume, plan, pad, forward, &|| {}, |z0, scores| {
+            let o = out.get_or_insert_with(|| alloc(scores.dim().0));
+            let rows = scores.dim().1;
+            o.slice_mut(s![.., z0..z0 + rows, .., ..]).assign(&scores);
+        })?;
+    } else {
+        exact_tiles(volume, plan, pad, false, forward, &|| {}, |tile, scores| {
+            let o = out.get_or_insert_with(|| alloc(scores.dim().0));
+            o.slice_mut(s![
+                ..,
+                tile.keep_start[0]..tile.keep_end[0],
+                tile.keep_start[1]..tile.keep_end[1],
+                tile.keep_start[2]..tile.keep_end[2]
+            ])
+            .assign(&scores);
+        })?;
+    }
+    out.ok_or_else(|| "no tiles".to_string())
 }
 
 fn check_scores(scores: &Array4<f32>, output: [usize; 3]) -> Result<(), String> {
@@ -389,26 +452,6 @@ where
         }
     }
     Ok(())
-}
-
-fn segment_blended<F>(
-    volume: ArrayView3<f32>,
-    plan: &TilePlan,
-    pad: f32,
-    rule: Decode,
-    forward: F,
-    progress: &(dyn Fn() + Sync),
-) -> Result<Array3<u16>, String>
-where
-    F: Fn(&Array3<f32>) -> TileResult,
-{
-    let mut out = Array3::<u16>::zeros(volume.dim());
-    blend_slabs(volume, plan, pad, forward, progress, |z0, scores| {
-        let rows = scores.dim().1;
-        out.slice_mut(s![z0..z0 + rows, .., ..])
-            .assign(&decode(scores.view(), rule));
-    })?;
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub fn test_tile(shape: [usize; 3]) -> Array3<f32> {
 /// Export with the burn cross-check; returns the file size and the largest
 /// tract–burn difference.
 pub fn export_checked(ckpt: &Checkpoint, out: &std::path::Path, format: WeightFormat) -> Result<(usize, f32)> {
+    ckpt.check_weights(out)?;
     let (bytes, card) = onnx_bytes(ckpt, format);
     verify_onnx_bytes(out, &bytes, &card)?;
     let tile = test_tile(card.tile.input);

@@ -42,16 +42,18 @@ impl Augmentation {
         }
     }
 
-    /// Scaling and intensity changes; no flips or rotations (positions of
-    /// organs are strong cues in canonical scans).
+    /// Scaling and mild intensity changes; no flips or rotations (positions
+    /// of organs are strong cues in canonical scans). Intensity changes stay
+    /// small because absolute CT values carry meaning: ±0.02 of the [-1, 1]
+    /// window is ±9 HU.
     pub fn standard() -> Augmentation {
         Augmentation {
             flips: false,
             rot90: false,
             scale: Some((0.9, 1.1)),
-            intensity_scale: 0.1,
-            intensity_shift: 0.1,
-            noise_sigma: 0.05,
+            intensity_scale: 0.05,
+            intensity_shift: 0.02,
+            noise_sigma: 0.02,
         }
     }
 }

@@ -1,0 +1,102 @@
+//! The exported ONNX model computes what the burn model computes, for every
+//! option combination (tract vs burn, max |Δp| ≤ 1e-4 on probabilities).
+
+use edge_seg_export::{Checkpoint, WeightFormat};
+use edge_seg_models::card::{Intensity, Modality};
+use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::ModelCard;
+use edge_seg_trainer::cli::export_checked;
+
+#[test]
+fn tract_matches_burn_for_every_combination() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut n = 0u64;
+    for levels in [2, 3, 4] {
+        for padding in [Padding::Valid, Padding::Same] {
+            for upsampling in [Upsampling::Nearest, Upsampling::Transposed] {
+                for plan in [ChannelPlan::Cicek, ChannelPlan::Doubling] {
+                    let spec = NetworkSpec {
+                        levels,
+                        base_filters: 2,
+                        channel_plan: plan,
+                        padding,
+                        upsampling,
+                        in_channels: 1,
+                        classes: 3,
+                    };
+                    let tile = spec.smallest_input() + spec.pool_factor();
+                    let card = ModelCard::new(
+                        "t",
+                        Modality::CT,
+                        &["background", "a", "b"],
+                        spec,
+                        [2.0; 3],
+                        Intensity::ct_default(),
+                        [tile; 3],
+                    )
+                    .unwrap();
+                    let ckpt = Checkpoint::random(card, n);
+                    let out = dir.path().join(format!("m{n}.onnx"));
+                    let (size, diff) = export_checked(&ckpt, &out, WeightFormat::F32).unwrap();
+                    assert!(out.exists() && size > 0);
+                    assert!(diff <= 1e-4, "{diff}");
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(n, 24);
+}
+
+#[test]
+fn fp16_export_matches_burn_with_rounded_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = NetworkSpec {
+        levels: 3,
+        base_filters: 4,
+        ..NetworkSpec::paper(3)
+    };
+    let card = ModelCard::new(
+        "t",
+        Modality::CT,
+        &["background", "a", "b"],
+        spec,
+        [2.0; 3],
+        Intensity::ct_default(),
+        [52; 3],
+    )
+    .unwrap();
+    let ckpt = Checkpoint::random(card, 9);
+    let out32 = dir.path().join("m32.onnx");
+    let out16 = dir.path().join("m16.onnx");
+    let (s32, _) = export_checked(&ckpt, &out32, WeightFormat::F32).unwrap();
+    let (s16, d16) = export_checked(&ckpt, &out16, WeightFormat::F16).unwrap();
+    assert!(d16 <= 1e-4);
+    assert!((s16 as f64) < 0.6 * s32 as f64, "fp16 {s16} vs f32 {s32}");
+}
+
+#[test]
+fn a_checkpoint_that_disagrees_is_not_exported() {
+    // Weights with NaN are refused before anything is written.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = NetworkSpec {
+        levels: 2,
+        base_filters: 2,
+        ..NetworkSpec::paper(3)
+    };
+    let card = ModelCard::new(
+        "t",
+        Modality::CT,
+        &["background", "a", "b"],
+        spec,
+        [2.0; 3],
+        Intensity::ct_default(),
+        [20; 3],
+    )
+    .unwrap();
+    let mut ckpt = Checkpoint::random(card, 1);
+    ckpt.weights.get_mut("head.bias").unwrap().values[0] = f32::NAN;
+    let out = dir.path().join("bad.onnx");
+    assert!(export_checked(&ckpt, &out, WeightFormat::F32).is_err());
+    assert!(!out.exists());
+}
