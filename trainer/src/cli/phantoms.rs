@@ -124,26 +124,24 @@ pub fn run(a: &PhantomsArgs) -> Result<()> {
     println!("manifest: {}", g.manifest.display());
     if let Some(png) = &a.preview {
         let manifest = Manifest::from_json(&std::fs::read_to_string(&g.manifest)?)?;
-        let paths: Vec<(String, PathBuf, PathBuf)> = manifest
+        let paths: Vec<(String, PathBuf, PathBuf, String)> = manifest
             .cases
             .iter()
             .take(4)
             .map(|c| {
                 let title = format!("{} ({}, {})", c.id, c.source, c.annotated.len());
-                (
-                    title,
-                    resolve(&g.manifest, &c.image),
-                    resolve(&g.manifest, c.label.as_deref().unwrap_or_default()),
-                )
+                let label = resolve(&g.manifest, c.label.as_deref().unwrap_or_default());
+                (title, resolve(&g.manifest, &c.image), label, c.source.clone())
             })
             .collect();
         let cases: Vec<PreviewCase> = paths
             .iter()
-            .map(|(title, image, labels)| PreviewCase {
+            .map(|(title, image, labels, source)| PreviewCase {
                 title: title.clone(),
                 image,
                 labels,
                 label_names: &manifest.vocabulary,
+                lookup: manifest.source_lookup(source).unwrap_or_default(),
                 mr: modality == Modality::MR,
             })
             .collect();

@@ -16,6 +16,8 @@ pub struct PreviewCase<'a> {
     pub image: &'a Path,
     pub labels: &'a Path,
     pub label_names: &'a [String],
+    /// Label value in the file → vocabulary index (the case's source mapping).
+    pub lookup: std::collections::BTreeMap<u32, u16>,
     pub mr: bool,
 }
 
@@ -25,7 +27,9 @@ const TITLE: u32 = 22;
 /// Canonical (RAS, `[z][y][x]`) image, labels and spacing.
 fn load(case: &PreviewCase) -> Result<(Array3<f32>, Array3<f32>, [f64; 3])> {
     let img = read_volume(case.image)?;
-    let lab = read_volume(case.labels)?;
+    let mut lab = read_volume(case.labels)?;
+    lab.data
+        .mapv_inplace(|v| case.lookup.get(&(v as u32)).copied().unwrap_or(0) as f32);
     let r = Reorientation::new(&img.affine, [img.data.dim().0, img.data.dim().1, img.data.dim().2]);
     let ca = r.canonical_affine(&img.affine);
     let s = ca.spacing();
