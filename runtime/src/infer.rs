@@ -4,6 +4,7 @@
 //! back onto the scan's grid.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use edge_seg_models::card::{ModelCard, OutputKind};
@@ -191,9 +192,19 @@ impl Segmenter<'_> {
     pub fn plan_memory(&self, path: &Path) -> Result<[usize; 3], VolumeError> {
         let info = volume::read_header(path)?;
         let (affine, _, _) = volume::header_affine(&info.header, info.shape);
-        volume::check_affine(&affine).map_err(|m| VolumeError::new(path, Problem::Geometry(m)))?;
-        let scan_voxels: u64 = info.shape.iter().map(|&s| s as u64).product();
-        let grid = model_grid_estimate(info.shape, affine.spacing(), &self.model.card);
+        self.plan_memory_for(path, info.shape, &affine)
+    }
+
+    /// The memory check for a volume of `shape` (i, j, k) on `affine`.
+    pub fn plan_memory_for(
+        &self,
+        path: &Path,
+        shape: [usize; 3],
+        affine: &crate::geometry::Affine,
+    ) -> Result<[usize; 3], VolumeError> {
+        volume::check_affine(affine).map_err(|m| VolumeError::new(path, Problem::Geometry(m)))?;
+        let scan_voxels: u64 = shape.iter().map(|&s| s as u64).product();
+        let grid = model_grid_estimate(shape, affine.spacing(), &self.model.card);
         let model_voxels: u64 = grid.iter().map(|&s| s as u64).product();
         let volume_need = volume_memory(scan_voxels, model_voxels);
         let budget = self.options.max_memory;
@@ -202,9 +213,9 @@ impl Segmenter<'_> {
                 path,
                 Problem::Other(format!(
                     "too large for the memory budget: {}x{}x{} voxels need about {} before any tile, the budget is {} (raise --max-memory)",
-                    info.shape[0],
-                    info.shape[1],
-                    info.shape[2],
+                    shape[0],
+                    shape[1],
+                    shape[2],
                     format_bytes(volume_need),
                     format_bytes(budget)
                 )),
@@ -259,13 +270,14 @@ impl Segmenter<'_> {
         Ok(a)
     }
 
-    /// Segment a scan already read from `path`.
+    /// Segment a scan already read from `path`. `progress(done, total)` is
+    /// called after each tile; returning `false` cancels the job.
     pub fn segment(
         &self,
         vol: &Volume,
         path: &Path,
         tile: [usize; 3],
-        progress: &(dyn Fn(usize, usize) + Sync),
+        progress: &(dyn Fn(usize, usize) -> bool + Sync),
     ) -> Result<Segmentation, VolumeError> {
         let start = Instant::now();
         let pre = preprocess(vol, path, &self.preprocess_spec())?;
@@ -274,10 +286,19 @@ impl Segmenter<'_> {
         let plan = TilePlan::new(&card.network, [z, y, x], tile, self.options.overlap)
             .map_err(|e| VolumeError::new(path, Problem::Other(e)))?;
         let total = plan.tiles.len();
-        let done = std::sync::atomic::AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let cancelled = AtomicBool::new(false);
         let tick = || {
-            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            progress(n, total);
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if !progress(n, total) {
+                cancelled.store(true, Ordering::Relaxed);
+            }
+        };
+        let forward = |t: &Array3<f32>| {
+            if cancelled.load(Ordering::Relaxed) {
+                return Err(CANCELLED.to_string());
+            }
+            self.forward(t)
         };
         let mut labels = segment(
             pre.data.view(),
@@ -285,10 +306,19 @@ impl Segmenter<'_> {
             card.intensity.background_value(),
             card.decode,
             self.options.parallel_tiles,
-            |t| self.forward(t),
+            forward,
             &tick,
         )
-        .map_err(|e| VolumeError::new(path, Problem::Other(format!("inference failed: {e}"))))?;
+        .map_err(|e| {
+            if e == CANCELLED {
+                VolumeError::new(path, Problem::Other(CANCELLED.into()))
+            } else {
+                VolumeError::new(path, Problem::Other(format!("inference failed: {e}")))
+            }
+        })?;
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(VolumeError::new(path, Problem::Other(CANCELLED.into())));
+        }
         if self.options.largest_component {
             postprocess::largest_component(&mut labels);
         }
@@ -305,6 +335,9 @@ impl Segmenter<'_> {
         })
     }
 }
+
+/// The message of a cancelled job.
+pub const CANCELLED: &str = "cancelled";
 
 #[cfg(test)]
 mod tests {

@@ -143,6 +143,7 @@ fn segment_one(s: &Segmenter, scan: &Path, a: &InferArgs, chatty: bool) -> Resul
     let seg = s.segment(&vol, scan, tile, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
+        true
     })?;
     bar.finish_and_clear();
     let mut warnings = vol.warnings.clone();

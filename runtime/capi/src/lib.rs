@@ -1,0 +1,553 @@
+//! libedge_seg: the edge-seg runtime for C and C++ (device vendors).
+//!
+//! Conventions, for every function:
+//! - the return value is an [`EsStatus`]; on failure [`es_last_error`]
+//!   gives this thread's message (valid until the thread's next call);
+//! - no panic crosses the boundary (each call runs under `catch_unwind`);
+//! - handles are opaque; a model may be used by several jobs on several
+//!   threads at once; each handle is freed by its `_free` function.
+//!
+//! Voxel buffers are in NIfTI order: x (i) fastest, then y (j), then z
+//! (k). Affines are 4x4, row-major, mapping voxel indices `(i, j, k, 1)` to
+//! world millimetres in RAS+ (NIfTI's frame); use [`es_affine_lps_to_ras`]
+//! for DICOM/ITK (LPS) affines.
+
+#![allow(clippy::missing_safety_doc)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use edge_seg_runtime::backend::{TileBackend, TractBackend};
+use edge_seg_runtime::builtin::{default_model_bytes, DEFAULT_MODEL};
+use edge_seg_runtime::geometry::Affine;
+use edge_seg_runtime::infer::{InferOptions, Segmentation, Segmenter};
+use edge_seg_runtime::model::{Model, ModelSource};
+use edge_seg_runtime::outputs::{output_paths, structure_volumes, write_outputs};
+use edge_seg_runtime::volume::{read_volume_with, ReadOptions, Volume};
+use ndarray::Array3;
+
+/// Result of every call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EsStatus {
+    Ok = 0,
+    /// A null pointer, a bad size or an out-of-range index.
+    InvalidArgument = 1,
+    /// A file could not be read or written.
+    Io = 2,
+    /// The model could not be loaded or does not match its card.
+    Model = 3,
+    /// The volume or its geometry cannot be segmented.
+    Volume = 4,
+    /// The job does not fit the memory budget.
+    Memory = 5,
+    /// The progress callback asked to stop.
+    Cancelled = 6,
+    /// An internal error (a bug): the message says what.
+    Internal = 7,
+}
+
+/// Compute backend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EsBackend {
+    /// tract on the CPU.
+    Tract = 0,
+}
+
+/// Options of a segmentation job. Fill with [`es_options_default`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EsOptions {
+    /// CPU threads for tract (0: all cores). Process-wide: the last job's
+    /// setting applies to all.
+    pub threads: u32,
+    /// Memory budget in bytes (0: 75 % of the memory available).
+    pub max_memory_bytes: u64,
+    /// Tile edge in voxels (0: the largest that fits the budget).
+    pub tile: u32,
+    pub backend: EsBackend,
+    /// Non-zero: average over the 8 axis mirrorings.
+    pub test_time_mirroring: c_int,
+    /// Non-zero: keep only the largest component of each structure.
+    pub largest_component: c_int,
+    /// Non-zero: fill holes enclosed by a structure.
+    pub fill_holes: c_int,
+    /// Non-zero: crop to the body before inference.
+    pub crop_to_body: c_int,
+}
+
+/// Called after each tile with the tiles done and the total; return 0 to
+/// cancel the job, non-zero to continue. May be called from worker threads.
+pub type EsProgressFn = Option<unsafe extern "C" fn(user: *mut c_void, done: usize, total: usize) -> c_int>;
+
+/// A loaded model.
+pub struct EsModel {
+    model: Model,
+    backend: TractBackend,
+    card_json: CString,
+    labels: Vec<CString>,
+}
+
+/// A finished segmentation: the label map on the input's grid.
+pub struct EsJob {
+    labels: Array3<u16>,
+    dims: [usize; 3],
+    /// Per label index: voxels and mL.
+    volumes: Vec<(u64, f64)>,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::new("").unwrap());
+}
+
+fn set_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// Run `f` with panics and errors turned into a status and a message.
+fn guard(f: impl FnOnce() -> Result<(), (EsStatus, String)>) -> EsStatus {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            set_error("");
+            EsStatus::Ok
+        }
+        Ok(Err((status, msg))) => {
+            set_error(&msg);
+            status
+        }
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown".into());
+            set_error(&format!("internal error: {msg}"));
+            EsStatus::Internal
+        }
+    }
+}
+
+fn invalid(msg: &str) -> (EsStatus, String) {
+    (EsStatus::InvalidArgument, msg.to_string())
+}
+
+unsafe fn path_arg(p: *const c_char, what: &str) -> Result<PathBuf, (EsStatus, String)> {
+    if p.is_null() {
+        return Err(invalid(&format!("{what} is null")));
+    }
+    let s = CStr::from_ptr(p)
+        .to_str()
+        .map_err(|_| invalid(&format!("{what} is not UTF-8")))?;
+    Ok(PathBuf::from(s))
+}
+
+fn model_handle(model: Model) -> Box<EsModel> {
+    let backend = TractBackend::new(&model.proto, model.card.classes());
+    let card_json = CString::new(model.card.to_json_pretty()).unwrap_or_default();
+    let labels = model
+        .card
+        .labels
+        .iter()
+        .map(|l| CString::new(l.as_str()).unwrap_or_default())
+        .collect();
+    Box::new(EsModel {
+        model,
+        backend,
+        card_json,
+        labels,
+    })
+}
+
+/// This thread's last error message ("" after a successful call).
+#[no_mangle]
+pub extern "C" fn es_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// The library version, e.g. "0.1.0".
+#[no_mangle]
+pub extern "C" fn es_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}
+
+/// Default options.
+#[no_mangle]
+pub unsafe extern "C" fn es_options_default(out: *mut EsOptions) -> EsStatus {
+    guard(|| {
+        if out.is_null() {
+            return Err(invalid("options pointer is null"));
+        }
+        *out = EsOptions {
+            threads: 0,
+            max_memory_bytes: 0,
+            tile: 0,
+            backend: EsBackend::Tract,
+            test_time_mirroring: 0,
+            largest_component: 0,
+            fill_holes: 0,
+            crop_to_body: 0,
+        };
+        Ok(())
+    })
+}
+
+/// Load a model from an ONNX file (with its card inside).
+#[no_mangle]
+pub unsafe extern "C" fn es_model_load(path: *const c_char, out: *mut *mut EsModel) -> EsStatus {
+    guard(|| {
+        if out.is_null() {
+            return Err(invalid("output pointer is null"));
+        }
+        let p = path_arg(path, "path")?;
+        let model = Model::from_file(&p, None).map_err(|e| (EsStatus::Model, e.to_string()))?;
+        *out = Box::into_raw(model_handle(model));
+        Ok(())
+    })
+}
+
+/// Load a model from ONNX bytes in memory (copied; the buffer may be freed after).
+#[no_mangle]
+pub unsafe extern "C" fn es_model_load_memory(data: *const u8, len: usize, out: *mut *mut EsModel) -> EsStatus {
+    guard(|| {
+        if out.is_null() || data.is_null() {
+            return Err(invalid("null pointer"));
+        }
+        let bytes = std::slice::from_raw_parts(data, len);
+        let model = Model::from_bytes(bytes, ModelSource::Builtin("memory"), None)
+            .map_err(|e| (EsStatus::Model, e.to_string()))?;
+        *out = Box::into_raw(model_handle(model));
+        Ok(())
+    })
+}
+
+/// Load the model built into the library.
+#[no_mangle]
+pub unsafe extern "C" fn es_model_load_default(out: *mut *mut EsModel) -> EsStatus {
+    guard(|| {
+        if out.is_null() {
+            return Err(invalid("output pointer is null"));
+        }
+        let bytes = default_model_bytes().ok_or((EsStatus::Model, "this build has no default model".to_string()))?;
+        let model = Model::from_bytes(bytes, ModelSource::Builtin(DEFAULT_MODEL), None)
+            .map_err(|e| (EsStatus::Model, e.to_string()))?;
+        *out = Box::into_raw(model_handle(model));
+        Ok(())
+    })
+}
+
+/// Free a model (null is ignored). No job may be using it.
+#[no_mangle]
+pub unsafe extern "C" fn es_model_free(model: *mut EsModel) {
+    if !model.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(model))));
+    }
+}
+
+/// Number of labels, background included.
+#[no_mangle]
+pub unsafe extern "C" fn es_model_label_count(model: *const EsModel, out: *mut usize) -> EsStatus {
+    guard(|| {
+        let m = model.as_ref().ok_or_else(|| invalid("model is null"))?;
+        if out.is_null() {
+            return Err(invalid("output pointer is null"));
+        }
+        *out = m.labels.len();
+        Ok(())
+    })
+}
+
+/// Name of label `index` (valid while the model lives).
+#[no_mangle]
+pub unsafe extern "C" fn es_model_label_name(model: *const EsModel, index: usize, out: *mut *const c_char) -> EsStatus {
+    guard(|| {
+        let m = model.as_ref().ok_or_else(|| invalid("model is null"))?;
+        if out.is_null() {
+            return Err(invalid("output pointer is null"));
+        }
+        let l = m
+            .labels
+            .get(index)
+            .ok_or_else(|| invalid(&format!("label index {index} out of range")))?;
+        *out = l.as_ptr();
+        Ok(())
+    })
+}
+
+/// The model's voxel spacing `[z, y, x]` in mm, and its tile input and
+/// output edges `[z, y, x]`.
+#[no_mangle]
+pub unsafe extern "C" fn es_model_geometry(
+    model: *const EsModel,
+    spacing_zyx: *mut f64,
+    tile_input_zyx: *mut usize,
+    tile_output_zyx: *mut usize,
+) -> EsStatus {
+    guard(|| {
+        let m = model.as_ref().ok_or_else(|| invalid("model is null"))?;
+        if spacing_zyx.is_null() || tile_input_zyx.is_null() || tile_output_zyx.is_null() {
+            return Err(invalid("output pointer is null"));
+        }
+        let c = &m.model.card;
+        for d in 0..3 {
+            *spacing_zyx.add(d) = c.spacing_mm[d];
+            *tile_input_zyx.add(d) = c.tile.input[d];
+            *tile_output_zyx.add(d) = c.tile.output[d];
+        }
+        Ok(())
+    })
+}
+
+/// The model card as JSON (valid while the model lives).
+#[no_mangle]
+pub unsafe extern "C" fn es_model_card_json(model: *const EsModel, out: *mut *const c_char) -> EsStatus {
+    guard(|| {
+        let m = model.as_ref().ok_or_else(|| invalid("model is null"))?;
+        if out.is_null() {
+            return Err(invalid("output pointer is null"));
+        }
+        *out = m.card_json.as_ptr();
+        Ok(())
+    })
+}
+
+fn infer_options(o: &EsOptions) -> InferOptions {
+    let threads = if o.threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        o.threads as usize
+    };
+    edge_seg_runtime::backend::tract::set_threads(threads);
+    InferOptions {
+        max_memory: if o.max_memory_bytes == 0 {
+            edge_seg_runtime::memory::default_budget()
+        } else {
+            o.max_memory_bytes
+        },
+        tile: if o.tile == 0 { None } else { Some(o.tile as usize) },
+        roi_body: o.crop_to_body != 0,
+        tta: o.test_time_mirroring != 0,
+        largest_component: o.largest_component != 0,
+        fill_holes: o.fill_holes != 0,
+        overlap: 0.5,
+        parallel_tiles: false,
+    }
+}
+
+/// Run a job; classify errors into statuses.
+fn run_job(
+    m: &EsModel,
+    options: Option<&EsOptions>,
+    vol: &Volume,
+    name: &Path,
+    progress: EsProgressFn,
+    user: *mut c_void,
+) -> Result<Segmentation, (EsStatus, String)> {
+    let mut defaults = EsOptions {
+        threads: 0,
+        max_memory_bytes: 0,
+        tile: 0,
+        backend: EsBackend::Tract,
+        test_time_mirroring: 0,
+        largest_component: 0,
+        fill_holes: 0,
+        crop_to_body: 0,
+    };
+    if let Some(o) = options {
+        defaults = *o;
+    }
+    let backend: &dyn TileBackend = match defaults.backend {
+        EsBackend::Tract => &m.backend,
+    };
+    let seg = Segmenter {
+        model: &m.model,
+        backend,
+        options: infer_options(&defaults),
+    };
+    let (k, j, i) = vol.data.dim();
+    let tile = seg.plan_memory_for(name, [i, j, k], &vol.affine).map_err(|e| {
+        let msg = e.to_string();
+        let status = if msg.contains("memory budget") {
+            EsStatus::Memory
+        } else {
+            EsStatus::Volume
+        };
+        (status, msg)
+    })?;
+    let user = user as usize;
+    let cb = move |done: usize, total: usize| -> bool {
+        match progress {
+            // SAFETY: the caller gave this callback and its user pointer.
+            Some(f) => unsafe { f(user as *mut c_void, done, total) != 0 },
+            None => true,
+        }
+    };
+    seg.segment(vol, name, tile, &cb).map_err(|e| {
+        let msg = e.to_string();
+        let status = if msg.ends_with(edge_seg_runtime::infer::CANCELLED) {
+            EsStatus::Cancelled
+        } else {
+            EsStatus::Volume
+        };
+        (status, msg)
+    })
+}
+
+fn job_from(seg: Segmentation, card_labels: &[String], voxel_mm3: f64) -> Box<EsJob> {
+    let (k, j, i) = seg.labels.dim();
+    let mut volumes = vec![(0u64, 0.0f64)];
+    volumes.extend(
+        structure_volumes(&seg.labels, card_labels, voxel_mm3)
+            .into_iter()
+            .map(|s| (s.voxels, s.volume_ml)),
+    );
+    Box::new(EsJob {
+        labels: seg.labels,
+        dims: [i, j, k],
+        volumes,
+    })
+}
+
+/// Segment a volume in memory: `voxels` holds `dims[0]·dims[1]·dims[2]`
+/// floats, x fastest (NIfTI order), intensities in the modality's units
+/// (Hounsfield units for CT); `affine` is 4x4 row-major voxel → RAS mm.
+#[no_mangle]
+pub unsafe extern "C" fn es_segment_volume(
+    model: *const EsModel,
+    options: *const EsOptions,
+    voxels: *const f32,
+    dims: *const usize,
+    affine: *const f64,
+    progress: EsProgressFn,
+    user: *mut c_void,
+    out: *mut *mut EsJob,
+) -> EsStatus {
+    guard(|| {
+        let m = model.as_ref().ok_or_else(|| invalid("model is null"))?;
+        if voxels.is_null() || dims.is_null() || affine.is_null() || out.is_null() {
+            return Err(invalid("null pointer"));
+        }
+        let d = [*dims, *dims.add(1), *dims.add(2)];
+        if d.iter().any(|&v| v < 2) {
+            return Err(invalid(&format!("dims {d:?}: every dimension must be at least 2")));
+        }
+        let n = d[0]
+            .checked_mul(d[1])
+            .and_then(|v| v.checked_mul(d[2]))
+            .ok_or_else(|| invalid("dims overflow"))?;
+        let data = std::slice::from_raw_parts(voxels, n).to_vec();
+        let mut a = Affine::IDENTITY;
+        for r in 0..4 {
+            for c in 0..4 {
+                a.0[r][c] = *affine.add(r * 4 + c);
+            }
+        }
+        let arr = Array3::from_shape_vec((d[2], d[1], d[0]), data).map_err(|e| invalid(&e.to_string()))?;
+        let vol = Volume::from_array(arr, a);
+        let seg = run_job(m, options.as_ref(), &vol, Path::new("volume"), progress, user)?;
+        *out = Box::into_raw(job_from(seg, &m.model.card.labels, a.det3().abs()));
+        Ok(())
+    })
+}
+
+/// Segment a NIfTI file and write the label map to `out_path` (with a
+/// colour table and a JSON report beside it, as `edge-seg infer` does).
+/// `job` may be null when the labels are not needed in memory.
+#[no_mangle]
+pub unsafe extern "C" fn es_segment_file(
+    model: *const EsModel,
+    options: *const EsOptions,
+    in_path: *const c_char,
+    out_path: *const c_char,
+    progress: EsProgressFn,
+    user: *mut c_void,
+    job: *mut *mut EsJob,
+) -> EsStatus {
+    guard(|| {
+        let m = model.as_ref().ok_or_else(|| invalid("model is null"))?;
+        let input = path_arg(in_path, "input path")?;
+        let output = path_arg(out_path, "output path")?;
+        let opts = options.as_ref().copied();
+        let budget = opts
+            .map(|o| o.max_memory_bytes)
+            .filter(|&b| b > 0)
+            .unwrap_or_else(edge_seg_runtime::memory::default_budget);
+        let paths = output_paths(&input, Some(&output), false, &m.model.card.labels);
+        edge_seg_runtime::outputs::check_outputs(&input, &paths).map_err(|e| (EsStatus::Io, e.to_string()))?;
+        let vol = read_volume_with(&input, ReadOptions { max_bytes: budget })
+            .map_err(|e| (EsStatus::Volume, e.to_string()))?;
+        let seg = run_job(m, opts.as_ref(), &vol, &input, progress, user)?;
+        write_outputs(&input, &vol, &seg, &m.model, "tract", &paths, vol.warnings.clone())
+            .map_err(|e| (EsStatus::Io, e.to_string()))?;
+        if !job.is_null() {
+            *job = Box::into_raw(job_from(seg, &m.model.card.labels, vol.affine.det3().abs()));
+        }
+        Ok(())
+    })
+}
+
+/// The label map (valid while the job lives), x fastest, and its dims.
+#[no_mangle]
+pub unsafe extern "C" fn es_job_labels(job: *const EsJob, labels: *mut *const u16, dims: *mut usize) -> EsStatus {
+    guard(|| {
+        let j = job.as_ref().ok_or_else(|| invalid("job is null"))?;
+        if labels.is_null() || dims.is_null() {
+            return Err(invalid("output pointer is null"));
+        }
+        *labels = j.labels.as_ptr();
+        for d in 0..3 {
+            *dims.add(d) = j.dims[d];
+        }
+        Ok(())
+    })
+}
+
+/// Voxel count and volume (mL) of label `index`.
+#[no_mangle]
+pub unsafe extern "C" fn es_job_structure(
+    job: *const EsJob,
+    index: usize,
+    voxels: *mut u64,
+    volume_ml: *mut f64,
+) -> EsStatus {
+    guard(|| {
+        let j = job.as_ref().ok_or_else(|| invalid("job is null"))?;
+        if voxels.is_null() || volume_ml.is_null() {
+            return Err(invalid("output pointer is null"));
+        }
+        let (v, ml) = *j
+            .volumes
+            .get(index)
+            .ok_or_else(|| invalid(&format!("label index {index} out of range")))?;
+        *voxels = v;
+        *volume_ml = ml;
+        Ok(())
+    })
+}
+
+/// Free a job (null is ignored).
+#[no_mangle]
+pub unsafe extern "C" fn es_job_free(job: *mut EsJob) {
+    if !job.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(job))));
+    }
+}
+
+/// Convert a voxel → LPS affine (DICOM, ITK) to voxel → RAS (NIfTI): the
+/// first two rows change sign. `lps` and `ras` may be the same buffer.
+#[no_mangle]
+pub unsafe extern "C" fn es_affine_lps_to_ras(lps: *const f64, ras: *mut f64) -> EsStatus {
+    guard(|| {
+        if lps.is_null() || ras.is_null() {
+            return Err(invalid("null pointer"));
+        }
+        for i in 0..16 {
+            let v = *lps.add(i);
+            *ras.add(i) = if i < 8 { -v } else { v };
+        }
+        Ok(())
+    })
+}
