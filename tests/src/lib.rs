@@ -2,6 +2,7 @@
 //! running Python peers, and writing NIfTI files byte by byte (including
 //! malformed ones).
 
+pub mod corpus;
 pub mod raw_nifti;
 
 use std::path::{Path, PathBuf};

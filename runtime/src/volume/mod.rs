@@ -19,7 +19,9 @@ pub use error::{Problem, VolumeError};
 pub use header_affine::{
     header_affine, quaternion_to_rotation, rotation_to_quaternion, set_header_affine, AffineSource,
 };
-pub use read::{read_header, read_volume, read_volume_with, HeaderInfo, ReadOptions, NIFTI1_HEADER_BYTES};
+pub use read::{
+    read_header, read_volume, read_volume_bytes, read_volume_with, HeaderInfo, ReadOptions, NIFTI1_HEADER_BYTES,
+};
 pub use write::{check_not_input, check_output_path, write_float, write_i16, write_labels};
 
 use crate::geometry::Affine;

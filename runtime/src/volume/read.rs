@@ -75,9 +75,22 @@ fn supported(t: NiftiType) -> bool {
     )
 }
 
-/// Open a file, detecting gzip by its magic bytes (not its name).
-fn open(path: &Path) -> Result<(Box<dyn Read>, bool, u64), VolumeError> {
+/// Open a file (or bytes already in memory, named `path` in messages),
+/// detecting gzip by its magic bytes (not its name).
+fn open<'a>(path: &Path, bytes: Option<&'a [u8]>) -> Result<(Box<dyn Read + 'a>, bool, u64), VolumeError> {
     let err = |p| VolumeError::new(path, p);
+    if let Some(b) = bytes {
+        if b.is_empty() {
+            return Err(err(Problem::Empty));
+        }
+        let gz = b.len() >= 2 && b[..2] == [0x1f, 0x8b];
+        let reader: Box<dyn Read + 'a> = if gz {
+            Box::new(flate2::read::MultiGzDecoder::new(b))
+        } else {
+            Box::new(b)
+        };
+        return Ok((reader, gz, b.len() as u64));
+    }
     let meta = std::fs::metadata(path).map_err(|e| {
         err(if e.kind() == ErrorKind::NotFound {
             Problem::NotFound
@@ -131,9 +144,12 @@ fn io_problem(gz: bool, e: std::io::Error) -> Problem {
 
 /// Parse and check the header; returns the info and the open reader,
 /// positioned just after the header.
-fn read_header_from(path: &Path) -> Result<(HeaderInfo, Box<dyn Read>, u64), VolumeError> {
+fn read_header_from<'a>(
+    path: &Path,
+    bytes: Option<&'a [u8]>,
+) -> Result<(HeaderInfo, Box<dyn Read + 'a>, u64), VolumeError> {
     let err = |p| VolumeError::new(path, p);
-    let (mut reader, gz, file_len) = open(path)?;
+    let (mut reader, gz, file_len) = open(path, bytes)?;
     let mut bytes = [0u8; NIFTI1_HEADER_BYTES];
     let got = read_fully(reader.as_mut(), &mut bytes).map_err(|e| err(io_problem(gz, e)))?;
     let sizeof_le = i32::from_le_bytes(bytes[..4].try_into().unwrap());
@@ -235,7 +251,7 @@ fn check_header(path: &Path, header: NiftiHeader, gzipped: bool) -> Result<Heade
 
 /// Read and check only the header of a file.
 pub fn read_header(path: &Path) -> Result<HeaderInfo, VolumeError> {
-    read_header_from(path).map(|(info, _, _)| info)
+    read_header_from(path, None).map(|(info, _, _)| info)
 }
 
 /// Read a NIfTI-1 volume with the default limits.
@@ -247,8 +263,18 @@ pub fn read_volume(path: &Path) -> Result<Volume, VolumeError> {
 /// `scl_slope`/`scl_inter` applied (ignored when the slope is 0 or not
 /// finite, as nibabel does).
 pub fn read_volume_with(path: &Path, options: ReadOptions) -> Result<Volume, VolumeError> {
+    read_volume_from(path, None, options)
+}
+
+/// Read a NIfTI-1 volume from bytes in memory (`.nii` or gzip-compressed);
+/// `name` is used in messages.
+pub fn read_volume_bytes(name: &Path, bytes: &[u8], options: ReadOptions) -> Result<Volume, VolumeError> {
+    read_volume_from(name, Some(bytes), options)
+}
+
+fn read_volume_from(path: &Path, bytes: Option<&[u8]>, options: ReadOptions) -> Result<Volume, VolumeError> {
     let err = |p| VolumeError::new(path, p);
-    let (info, mut reader, file_len) = read_header_from(path)?;
+    let (info, mut reader, file_len) = read_header_from(path, bytes)?;
     let nvox = info.shape.iter().map(|&s| s as u64).product::<u64>();
     let elem = info.datatype.size_of() as u64;
     let data_bytes = nvox * elem;

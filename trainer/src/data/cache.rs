@@ -123,7 +123,6 @@ pub fn prepare_cases(
             ds.manifest.vocabulary.len()
         );
     }
-    std::fs::create_dir_all(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
     let cases: Vec<&Case> = ds.manifest.cases.iter().filter(|c| splits.contains(&c.split)).collect();
     let mut out = Vec::with_capacity(cases.len());
     for (n, case) in cases.iter().enumerate() {
@@ -140,6 +139,7 @@ pub fn prepare_cases(
                     Some(l) => pre.labels_to_model(&l).mapv(|v| v as u8),
                     None => Array3::zeros(pre.data.dim()),
                 };
+                std::fs::create_dir_all(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
                 write_cache(&path, &pre.data, &labels, pre.spacing_zyx)?;
                 (pre.data, labels, pre.spacing_zyx)
             }

@@ -191,7 +191,6 @@ pub fn validate(
 
 /// Run (or resume) training into `out`.
 pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &RunOptions) -> Result<TrainOutcome> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let resume_from = recover(out)?;
     if resume_from.is_some() && !opts.resume {
         bail!(
@@ -248,6 +247,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
     if let Some(n) = cfg.max_val_cases {
         val_cases.truncate(n);
     }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let output = cfg.spec.output_shape(cfg.patch)?;
     let sampler_cfg = SamplerConfig {
         input: cfg.patch,
