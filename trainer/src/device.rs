@@ -55,6 +55,17 @@ pub fn tune_allocator() {
     }
 }
 
+/// Let writes beyond a file-size limit (RLIMIT_FSIZE, e.g. a disk quota)
+/// fail with an error instead of killing the process with SIGXFSZ, so a
+/// failed checkpoint write is reported and the previous checkpoint kept.
+pub fn report_file_size_limits() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to "ignore" at start-up.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Use `n` threads for CPU work (must run before any tensor work).
 pub fn set_threads(n: usize) -> Result<()> {
     rayon::ThreadPoolBuilder::new()
