@@ -6,6 +6,8 @@
 //! - [`unet`]: the burn 3D U-Net;
 //! - [`loss`]: naive, masked and marginal sparse-label losses;
 //! - [`train`]: the training loop, checkpoints and reports;
+//! - [`transfer`]: scratch, vanilla and fine-tuning transfer to a task;
+//! - [`experiment`]: the transfer experiment grid and its report;
 //! - [`predict`]: sliding-window prediction with a checkpoint;
 //! - [`metrics`]: Dice and HD95;
 //! - [`cli`]: the `edge-seg-train` command line.
@@ -13,9 +15,11 @@
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod experiment;
 pub mod loss;
 pub mod metrics;
 pub mod phantom;
 pub mod predict;
 pub mod train;
+pub mod transfer;
 pub mod unet;

@@ -212,9 +212,13 @@ pub fn train_config(
     task: &str,
     strategy: &str,
     trainable: Trainable,
+    spec: Option<NetworkSpec>,
 ) -> Result<TrainConfig> {
     let classes = manifest.vocabulary.len();
-    let spec = network_spec(&a.network, classes)?;
+    let spec = match spec {
+        Some(s) => s,
+        None => network_spec(&a.network, classes)?,
+    };
     let modality = manifest.cases.first().map(|c| c.modality).unwrap_or(Modality::CT);
     let intensity = match modality {
         Modality::CT => Intensity::ct_default(),
@@ -288,7 +292,7 @@ pub fn run(a: &BaseArgs) -> Result<()> {
     let text =
         std::fs::read_to_string(&a.manifest).with_context(|| format!("{}: cannot read", a.manifest.display()))?;
     let manifest = Manifest::from_json(&text).with_context(|| format!("{}: invalid manifest", a.manifest.display()))?;
-    let cfg = train_config(&a.train, &a.manifest, &manifest, "base", "base", Trainable::All)?;
+    let cfg = train_config(&a.train, &a.manifest, &manifest, "base", "base", Trainable::All, None)?;
     let opts = RunOptions {
         quiet: a.train.quiet,
         resume: a.train.resume,

@@ -6,6 +6,7 @@ mod export;
 mod import;
 mod phantoms;
 mod predict;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,10 @@ enum Command {
     Import(import::ImportArgs),
     /// Train a base model on a (sparsely annotated) data set.
     Base(base::BaseArgs),
+    /// Transfer a base model to a task: scratch, vanilla or finetune.
+    Transfer(transfer::TransferCmd),
+    /// Run the transfer experiment grid for a task and summarise it.
+    Experiment(transfer::ExperimentCmd),
     /// Segment scans with a training checkpoint.
     Predict(predict::PredictArgs),
     /// Export a checkpoint to one ONNX file, verified against the burn model.
@@ -45,6 +50,8 @@ pub fn main() -> ExitCode {
         Command::Phantoms(a) => phantoms::run(&a),
         Command::Import(a) => import::run(&a),
         Command::Base(a) => base::run(&a),
+        Command::Transfer(a) => transfer::run_transfer(&a),
+        Command::Experiment(a) => transfer::run_experiment_cmd(&a),
         Command::Predict(a) => predict::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Bench(a) => bench::run(&a),
