@@ -6,6 +6,7 @@ mod export;
 mod import;
 mod phantoms;
 mod predict;
+mod random_model;
 mod transfer;
 
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Export a checkpoint to one ONNX file, verified against the burn model.
     Export(export::ExportArgs),
+    /// Write an ONNX model with random weights for a network spec (for benchmarks).
+    RandomModel(random_model::RandomModelArgs),
     /// Time training steps (forward + backward + Adam) of a network on random data.
     Bench(bench::BenchArgs),
 }
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Predict(a) => predict::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::RandomModel(a) => random_model::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
