@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Tile forward on the CPU: edge-seg (tract) vs onnxruntime on the same ONNX
+# model and tile, 1 and 2 threads, with GFLOP/s and the fraction of this
+# CPU's single-precision peak (OpenBLAS sgemm).
+#   scripts/bench/tile_forward.sh [MODEL.onnx TILE]...
+# Default: the paper spec (random weights, 23 classes, 132³) and the shipped
+# default model at its card's tile.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/bench/venv.sh numpy onnxruntime==1.32.0
+cargo build --release --workspace --bins -q
+BIN=target/release
+WORK="${TMPDIR:-/tmp}/edge-seg-bench"
+mkdir -p "$WORK"
+models=("$@")
+if [ "${#models[@]}" -eq 0 ]; then
+    [ -f "$WORK/paper23.onnx" ] || $BIN/edge-seg-train random-model --spec paper --classes 23 --tile 132 --out "$WORK/paper23.onnx"
+    models=("$WORK/paper23.onnx" 132)
+    if [ -f models/zoo/default.onnx ]; then
+        tile=$($PY -c "import json,onnx;m=onnx.load('models/zoo/default.onnx');c=json.loads([p.value for p in m.metadata_props if p.key=='edge_seg.card'][0]);print(c['tile']['input'][0])" 2>/dev/null || echo 0)
+        [ "$tile" != 0 ] && models+=(models/zoo/default.onnx "$tile")
+    fi
+fi
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
+for t in 1 2; do
+    echo "peak (OpenBLAS sgemm, $t threads): $($PY scripts/bench/peak_gemm.py $t)"
+done
+printf '\n%-28s %7s %7s %12s %12s %9s %9s %8s %8s %8s\n' model tile threads tract_s ort_s tract_GF/s ort_GF/s tract/ort tract%pk ort%pk
+i=0
+while [ $i -lt ${#models[@]} ]; do
+    m=${models[$i]}; tile=${models[$((i+1))]}; i=$((i+2))
+    for t in 1 2; do
+        peak=$($PY scripts/bench/peak_gemm.py $t | $PY -c "import json,sys;print(json.load(sys.stdin)['gflops'])")
+        tr=$($BIN/edge-seg bench --model "$m" --tile "$tile" --threads $t --tiles 3 --json)
+        ort=$($PY scripts/bench/ort_tile.py "$m" "$tile" $t 3)
+        $PY - "$m" "$tile" "$t" "$peak" "$tr" "$ort" <<'PYEOF'
+import json, os, sys
+m, tile, t, peak, tr, ort = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), json.loads(sys.argv[5]), json.loads(sys.argv[6])
+gf = tr["gflop_per_tile"]
+ts, os_ = tr["seconds_per_tile"], ort["seconds_per_tile"]
+print(f"{os.path.basename(m):<28} {tile:>7} {t:>7} {ts:>12.3f} {os_:>12.3f} {gf/ts:>9.1f} {gf/os_:>9.1f} {ts/os_:>8.2f} {100*gf/ts/peak:>7.0f}% {100*gf/os_/peak:>7.0f}%")
+PYEOF
+    done
+done
