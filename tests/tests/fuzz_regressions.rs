@@ -1,0 +1,56 @@
+//! Inputs the fuzzers found (fuzz/regressions/TARGET/) go through the same
+//! entry points as the fuzz targets and must come back as errors or values,
+//! never panics.
+
+use std::path::Path;
+
+use edge_seg_models::{Manifest, ModelCard};
+use edge_seg_runtime::model::{Model, ModelSource};
+use edge_seg_runtime::volume::{read_volume_bytes, ReadOptions};
+use edge_seg_tests::tests_dir;
+
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = tests_dir().parent().unwrap().join("fuzz/regressions").join(target);
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| (e.file_name().to_string_lossy().to_string(), std::fs::read(e.path()).unwrap()))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn nifti_regressions() {
+    for (name, bytes) in inputs("nifti") {
+        let r = std::panic::catch_unwind(|| {
+            if let Ok(vol) = read_volume_bytes(Path::new(&name), &bytes, ReadOptions { max_bytes: 64 << 20 }) {
+                let _ = vol.stats();
+                let _ = vol.check_geometry(Path::new(&name));
+            }
+        });
+        assert!(r.is_ok(), "{name} panics");
+    }
+}
+
+#[test]
+fn card_and_manifest_regressions() {
+    for (name, bytes) in inputs("card") {
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        assert!(std::panic::catch_unwind(|| ModelCard::from_json(&text).map(|c| c.network.parameter_count())).is_ok(), "{name}");
+    }
+    for (name, bytes) in inputs("manifest") {
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        assert!(std::panic::catch_unwind(|| Manifest::from_json(&text).is_ok()).is_ok(), "{name}");
+    }
+}
+
+#[test]
+fn onnx_regressions() {
+    for (name, bytes) in inputs("onnx") {
+        let r = std::panic::catch_unwind(|| Model::from_bytes(&bytes, ModelSource::Builtin("regression"), None).is_ok());
+        assert!(r.is_ok(), "{name} panics");
+    }
+}
