@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use edge_seg_models::card::{ModelCard, OutputKind};
+use edge_seg_models::card::{Decode, ModelCard, OutputKind};
 use edge_seg_models::spec::Padding;
 use ndarray::{Array3, Array4, Axis};
 
@@ -15,7 +15,7 @@ use crate::backend::TileBackend;
 use crate::memory::format_bytes;
 use crate::model::Model;
 use crate::preprocess::{preprocess, PreprocessSpec};
-use crate::tiling::{segment, TilePlan};
+use crate::tiling::{decode, segment, segment_labels, TilePlan};
 use crate::volume::{Problem, Volume, VolumeError};
 use crate::{postprocess, volume};
 
@@ -294,22 +294,44 @@ impl Segmenter<'_> {
                 cancelled.store(true, Ordering::Relaxed);
             }
         };
-        let forward = |t: &Array3<f32>| {
+        let check_cancel = || {
             if cancelled.load(Ordering::Relaxed) {
                 return Err(CANCELLED.to_string());
             }
-            self.forward(t)
+            Ok(())
         };
-        let mut labels = segment(
-            pre.data.view(),
-            &plan,
-            card.intensity.background_value(),
-            card.decode,
-            self.options.parallel_tiles,
-            forward,
-            &tick,
-        )
-        .map_err(|e| {
+        let pad = card.intensity.background_value();
+        // Exact tiles of a probability model decoded by argmax: the backend
+        // may compute the labels itself, so only labels come back.
+        let labels_only = !plan.blended
+            && card.decode == Decode::Argmax
+            && card.output == OutputKind::Probabilities
+            && !self.options.tta;
+        let labels = if labels_only {
+            let forward = |t: &Array3<f32>| {
+                check_cancel()?;
+                match self.backend.run_labels(t) {
+                    Some(labels) => labels,
+                    None => self.forward(t).map(|s| decode(s.view(), Decode::Argmax)),
+                }
+            };
+            segment_labels(pre.data.view(), &plan, pad, self.options.parallel_tiles, forward, &tick)
+        } else {
+            let forward = |t: &Array3<f32>| {
+                check_cancel()?;
+                self.forward(t)
+            };
+            segment(
+                pre.data.view(),
+                &plan,
+                pad,
+                card.decode,
+                self.options.parallel_tiles,
+                forward,
+                &tick,
+            )
+        };
+        let mut labels = labels.map_err(|e| {
             if e == CANCELLED {
                 VolumeError::new(path, Problem::Other(CANCELLED.into()))
             } else {

@@ -6,7 +6,8 @@
 //!   multiple of the pooling factor not above the output size `O`, so every
 //!   tile's pooling grid lines up with the whole volume's, and each output
 //!   voxel is kept from exactly one tile. The result equals one forward pass
-//!   over the whole padded volume. Each tile is decoded to labels at once.
+//!   over the whole padded volume. Each tile is decoded to labels at once,
+//!   or, with [`segment_labels`], comes back from the backend as labels.
 //! - **Gaussian-blended** (same padding): tiles placed as nnU-Net places
 //!   them, scores weighted by a Gaussian importance map (σ = tile/8) and
 //!   accumulated over a moving z-slab of tiles; each slab is decoded as
@@ -228,20 +229,45 @@ pub fn exact_tiles<F>(
     parallel: bool,
     forward: F,
     progress: &(dyn Fn() + Sync),
-    mut sink: impl FnMut(&TilePos, Array4<f32>) + Send,
+    sink: impl FnMut(&TilePos, Array4<f32>) + Send,
 ) -> Result<(), String>
 where
     F: Fn(&Array3<f32>) -> TileResult + Sync,
 {
-    let run_tile = |tile: &TilePos| -> Result<Array4<f32>, String> {
-        let input = extract_input(volume, tile, plan.input, pad);
-        let scores = forward(&input)?;
+    let keep = |scores: Array4<f32>, k0: [usize; 3], k1: [usize; 3]| {
         check_scores(&scores, plan.output)?;
+        Ok(scores
+            .slice(s![.., k0[0]..k1[0], k0[1]..k1[1], k0[2]..k1[2]])
+            .to_owned())
+    };
+    each_exact_tile(volume, plan, pad, parallel, forward, keep, progress, sink)
+}
+
+/// The loop of exactly tiled inference over any per-tile result: `forward`
+/// runs a tile, `keep(result, k0, k1)` cuts out the kept output region
+/// `[k0, k1)` (tile coordinates), and `sink` receives it in tile order.
+#[allow(clippy::too_many_arguments)]
+fn each_exact_tile<T, F, K>(
+    volume: ArrayView3<f32>,
+    plan: &TilePlan,
+    pad: f32,
+    parallel: bool,
+    forward: F,
+    keep: K,
+    progress: &(dyn Fn() + Sync),
+    mut sink: impl FnMut(&TilePos, T) + Send,
+) -> Result<(), String>
+where
+    T: Send,
+    F: Fn(&Array3<f32>) -> Result<T, String> + Sync,
+    K: Fn(T, [usize; 3], [usize; 3]) -> Result<T, String> + Sync,
+{
+    let run_tile = |tile: &TilePos| -> Result<T, String> {
+        let input = extract_input(volume, tile, plan.input, pad);
+        let result = forward(&input)?;
         let k0 = [0, 1, 2].map(|d| tile.keep_start[d] - tile.output_start[d] as usize);
         let k1 = [0, 1, 2].map(|d| tile.keep_end[d] - tile.output_start[d] as usize);
-        let kept = scores
-            .slice(s![.., k0[0]..k1[0], k0[1]..k1[1], k0[2]..k1[2]])
-            .to_owned();
+        let kept = keep(result, k0, k1)?;
         progress();
         Ok(kept)
     };
@@ -249,7 +275,7 @@ where
         // Bounded memory: run tiles in chunks of the thread count.
         let chunk = rayon::current_num_threads().max(1);
         for tiles in plan.tiles.chunks(chunk) {
-            let results: Vec<Result<Array4<f32>, String>> = tiles.par_iter().map(run_tile).collect();
+            let results: Vec<Result<T, String>> = tiles.par_iter().map(run_tile).collect();
             for (tile, r) in tiles.iter().zip(results) {
                 sink(tile, r?);
             }
@@ -261,6 +287,50 @@ where
         }
     }
     Ok(())
+}
+
+/// Exactly tiled segmentation with a forward pass that returns labels
+/// (`[z', y', x']`, e.g. an argmax computed where the scores are), so no
+/// tile's scores reach the host. Only for exact (valid-convolution) plans.
+pub fn segment_labels<F>(
+    volume: ArrayView3<f32>,
+    plan: &TilePlan,
+    pad: f32,
+    parallel: bool,
+    forward: F,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Array3<u16>, String>
+where
+    F: Fn(&Array3<f32>) -> Result<Array3<u16>, String> + Sync,
+{
+    if plan.blended {
+        return Err("labels-only inference needs an exactly tiled (valid-convolution) plan".into());
+    }
+    let dims = volume.dim();
+    if [dims.0, dims.1, dims.2] != plan.volume {
+        return Err(format!("volume {dims:?} does not match the plan's {:?}", plan.volume));
+    }
+    let keep = |labels: Array3<u16>, k0: [usize; 3], k1: [usize; 3]| {
+        let (z, y, x) = labels.dim();
+        if [z, y, x] != plan.output {
+            return Err(format!(
+                "the model returned a {:?} tile, expected {:?}",
+                [z, y, x],
+                plan.output
+            ));
+        }
+        Ok(labels.slice(s![k0[0]..k1[0], k0[1]..k1[1], k0[2]..k1[2]]).to_owned())
+    };
+    let mut out = Array3::<u16>::zeros(dims);
+    each_exact_tile(volume, plan, pad, parallel, forward, keep, progress, |tile, labels| {
+        out.slice_mut(s![
+            tile.keep_start[0]..tile.keep_end[0],
+            tile.keep_start[1]..tile.keep_end[1],
+            tile.keep_start[2]..tile.keep_end[2]
+        ])
+        .assign(&labels);
+    })?;
+    Ok(out)
 }
 
 /// Run `forward` over every tile of `plan` and return the label map.

@@ -3,9 +3,8 @@
 //! `tests/corpus/bad/`.
 
 use edge_seg_export::{onnx_bytes, Checkpoint, WeightFormat};
-use edge_seg_models::card::{Intensity, Modality};
 use edge_seg_models::labels::BASE_LABELS;
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::spec::{ChannelPlan, Padding, Upsampling};
 use edge_seg_models::{ModelCard, CARD_METADATA_KEY};
 use prost::Message;
 use tract_onnx::prelude::Framework;
@@ -47,26 +46,15 @@ fn entry(name: &str, kind: Kind, bytes: Vec<u8>, expect: &'static str) -> Entry 
 
 /// A small random-weight model for the base vocabulary, at 4 mm.
 pub fn tiny_model_card() -> ModelCard {
-    let spec = NetworkSpec {
-        levels: 3,
-        base_filters: 2,
-        channel_plan: ChannelPlan::Doubling,
-        padding: Padding::Valid,
-        upsampling: Upsampling::Nearest,
-        in_channels: 1,
-        classes: BASE_LABELS.len(),
-    };
-    let tile = spec.smallest_input() + spec.pool_factor();
-    ModelCard::new(
-        "corpus",
-        Modality::CT,
-        &BASE_LABELS,
-        spec,
-        [4.0; 3],
-        Intensity::ct_default(),
-        [tile; 3],
-    )
-    .unwrap()
+    let spec = crate::models::tiny_spec(
+        3,
+        2,
+        ChannelPlan::Doubling,
+        Padding::Valid,
+        Upsampling::Nearest,
+        BASE_LABELS.len(),
+    );
+    crate::models::tiny_card(spec, &BASE_LABELS, 4.0, 1)
 }
 
 /// The valid model the corpus's bad models are made from.

@@ -3,6 +3,8 @@
 //! malformed ones).
 
 pub mod corpus;
+pub mod models;
+pub mod phantoms;
 pub mod raw_nifti;
 
 use std::path::{Path, PathBuf};

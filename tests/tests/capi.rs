@@ -4,13 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use edge_seg_export::{onnx_bytes, Checkpoint, WeightFormat};
-use edge_seg_models::card::{Intensity, Modality};
 use edge_seg_models::labels::BASE_LABELS;
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
-use edge_seg_models::ModelCard;
 use edge_seg_runtime::geometry::Affine;
 use edge_seg_runtime::volume::{read_volume, Volume};
+use edge_seg_tests::models::write_random_model;
 use edge_seg_tests::{in_ci, run, tests_dir, text};
 use ndarray::Array3;
 
@@ -50,30 +47,7 @@ fn compile_example(out: &Path) -> PathBuf {
 /// A small random-weight model at 4 mm (the C example's in-memory volume
 /// uses 4 mm voxels).
 fn tiny_model(dir: &Path) -> PathBuf {
-    let spec = NetworkSpec {
-        levels: 3,
-        base_filters: 2,
-        channel_plan: ChannelPlan::Doubling,
-        padding: Padding::Valid,
-        upsampling: Upsampling::Nearest,
-        in_channels: 1,
-        classes: BASE_LABELS.len(),
-    };
-    let tile = spec.smallest_input() + spec.pool_factor();
-    let card = ModelCard::new(
-        "tiny",
-        Modality::CT,
-        &BASE_LABELS,
-        spec,
-        [4.0; 3],
-        Intensity::ct_default(),
-        [tile; 3],
-    )
-    .unwrap();
-    let (bytes, _) = onnx_bytes(&Checkpoint::random(card, 5), WeightFormat::F32);
-    let p = dir.join("tiny.onnx");
-    std::fs::write(&p, bytes).unwrap();
-    p
+    write_random_model(dir, "tiny.onnx", edge_seg_tests::corpus::tiny_model_card(), 5)
 }
 
 fn small_scan(path: &Path) {

@@ -6,35 +6,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edge_seg_export::Checkpoint;
-use edge_seg_models::card::Modality;
 use edge_seg_tests::{bin, text};
-use edge_seg_trainer::phantom::{generate, PhantomOptions};
 use serde_json::Value;
 
 const ITERATIONS: u64 = 60;
 
 fn phantoms(dir: &Path) -> PathBuf {
-    generate(
-        &PhantomOptions {
-            out: dir.to_path_buf(),
-            cases: 3,
-            seed: 12,
-            modality: Modality::CT,
-            task: None,
-            sparse: true,
-            complete_fraction: 0.3,
-            val: 0,
-            test: 0,
-            inplane_mm: (6.0, 6.0),
-            slice_mm: (6.0, 6.0),
-            orientations: vec!["RAS".into()],
-            dataset_id: 3,
-            name: None,
-        },
-        |_, _| {},
-    )
-    .unwrap()
-    .manifest
+    let mut o = edge_seg_tests::phantoms::small(dir, 3, 12, 6.0);
+    o.sparse = true;
+    edge_seg_tests::phantoms::write(&o)
 }
 
 fn train(manifest: &Path, out: &Path, resume: bool) -> Command {

@@ -2,11 +2,10 @@
 //! same results as tract (1e-4), for every option combination.
 
 use edge_seg_export::{onnx_bytes, Checkpoint, WeightFormat};
-use edge_seg_models::card::{Intensity, Modality};
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
-use edge_seg_models::ModelCard;
+use edge_seg_models::spec::{ChannelPlan, Padding, Upsampling};
 use edge_seg_runtime::backend::TractBackend;
 use edge_seg_runtime::model::{Model, ModelSource};
+use edge_seg_tests::models::{max_abs_diff, tiny_card, tiny_spec};
 use edge_seg_tests::{python_with, run_python};
 use ndarray::Array3;
 
@@ -24,26 +23,9 @@ fn onnxruntime_agrees_with_tract() {
                     if format == WeightFormat::F16 && levels != 3 {
                         continue;
                     }
-                    let spec = NetworkSpec {
-                        levels,
-                        base_filters: 2,
-                        channel_plan: ChannelPlan::Cicek,
-                        padding,
-                        upsampling,
-                        in_channels: 1,
-                        classes: 4,
-                    };
-                    let tile = spec.smallest_input() + spec.pool_factor();
-                    let card = ModelCard::new(
-                        "t",
-                        Modality::CT,
-                        &["background", "a", "b", "c"],
-                        spec.clone(),
-                        [2.0; 3],
-                        Intensity::ct_default(),
-                        [tile; 3],
-                    )
-                    .unwrap();
+                    let spec = tiny_spec(levels, 2, ChannelPlan::Cicek, padding, upsampling, 4);
+                    let card = tiny_card(spec.clone(), &["background", "a", "b", "c"], 2.0, 1);
+                    let tile = card.tile.input[0];
                     let (bytes, _) = onnx_bytes(&Checkpoint::random(card, n), format);
                     let path = dir.path().join(format!("m{n}.onnx"));
                     std::fs::write(&path, &bytes).unwrap();
@@ -89,11 +71,7 @@ fn onnxruntime_agrees_with_tract() {
                     let tract = TractBackend::new(&model.proto, 4).run(&input).unwrap();
                     let o = spec.output_shape(shape).unwrap();
                     assert_eq!(info["shape"], serde_json::json!([1, 4, o[0], o[1], o[2]]), "{spec:?}");
-                    let diff = tract
-                        .iter()
-                        .zip(&ort)
-                        .map(|(a, b)| (a - b).abs())
-                        .fold(0.0f32, f32::max);
+                    let diff = max_abs_diff(&tract, &ort);
                     assert!(
                         diff <= 1e-4,
                         "{spec:?} {format:?}: tract vs onnxruntime differ by {diff}"

@@ -14,7 +14,12 @@ fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
-                .map(|e| (e.file_name().to_string_lossy().to_string(), std::fs::read(e.path()).unwrap()))
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().to_string(),
+                        std::fs::read(e.path()).unwrap(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -39,18 +44,25 @@ fn nifti_regressions() {
 fn card_and_manifest_regressions() {
     for (name, bytes) in inputs("card") {
         let text = String::from_utf8_lossy(&bytes).to_string();
-        assert!(std::panic::catch_unwind(|| ModelCard::from_json(&text).map(|c| c.network.parameter_count())).is_ok(), "{name}");
+        assert!(
+            std::panic::catch_unwind(|| ModelCard::from_json(&text).map(|c| c.network.parameter_count())).is_ok(),
+            "{name}"
+        );
     }
     for (name, bytes) in inputs("manifest") {
         let text = String::from_utf8_lossy(&bytes).to_string();
-        assert!(std::panic::catch_unwind(|| Manifest::from_json(&text).is_ok()).is_ok(), "{name}");
+        assert!(
+            std::panic::catch_unwind(|| Manifest::from_json(&text).is_ok()).is_ok(),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn onnx_regressions() {
     for (name, bytes) in inputs("onnx") {
-        let r = std::panic::catch_unwind(|| Model::from_bytes(&bytes, ModelSource::Builtin("regression"), None).is_ok());
+        let r =
+            std::panic::catch_unwind(|| Model::from_bytes(&bytes, ModelSource::Builtin("regression"), None).is_ok());
         assert!(r.is_ok(), "{name} panics");
     }
 }

@@ -4,45 +4,30 @@
 
 use std::path::{Path, PathBuf};
 
-use edge_seg_export::{onnx_bytes, Checkpoint, WeightFormat};
-use edge_seg_models::card::{Intensity, Modality};
 use edge_seg_models::labels::BASE_LABELS;
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::spec::{ChannelPlan, Padding, Upsampling};
 use edge_seg_models::ModelCard;
 use edge_seg_runtime::geometry::Affine;
 use edge_seg_runtime::volume::{read_volume, Volume};
+use edge_seg_tests::models::{tiny_card, tiny_spec, write_random_model};
 use edge_seg_tests::raw_nifti::RawNifti;
 use edge_seg_tests::{assert_clean_failure, python_with, run, run_python, temp_files_in, text};
 use ndarray::Array3;
 
 fn card(padding: Padding) -> ModelCard {
-    let spec = NetworkSpec {
-        levels: 3,
-        base_filters: 2,
-        channel_plan: ChannelPlan::Doubling,
+    let spec = tiny_spec(
+        3,
+        2,
+        ChannelPlan::Doubling,
         padding,
-        upsampling: Upsampling::Nearest,
-        in_channels: 1,
-        classes: BASE_LABELS.len(),
-    };
-    let tile = spec.smallest_input() + 2 * spec.pool_factor();
-    ModelCard::new(
-        "test",
-        Modality::CT,
-        &BASE_LABELS,
-        spec,
-        [4.0, 4.0, 4.0],
-        Intensity::ct_default(),
-        [tile; 3],
-    )
-    .unwrap()
+        Upsampling::Nearest,
+        BASE_LABELS.len(),
+    );
+    tiny_card(spec, &BASE_LABELS, 4.0, 2)
 }
 
 fn write_model(dir: &Path, name: &str, padding: Padding) -> PathBuf {
-    let (bytes, _) = onnx_bytes(&Checkpoint::random(card(padding), 3), WeightFormat::F32);
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
+    write_random_model(dir, name, card(padding), 3)
 }
 
 /// A small LPS scan with anisotropic spacing: a body with a bright block.

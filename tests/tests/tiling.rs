@@ -3,35 +3,17 @@
 //! equals a direct, loop-by-loop reference.
 
 use edge_seg_export::{onnx_bytes, Checkpoint, WeightFormat};
-use edge_seg_models::card::{Intensity, Modality};
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::spec::{ChannelPlan, Padding, Upsampling};
 use edge_seg_models::ModelCard;
 use edge_seg_runtime::backend::TractBackend;
 use edge_seg_runtime::model::{Model, ModelSource};
 use edge_seg_runtime::tiling::{extract_input, volume_scores, TilePlan, TilePos};
+use edge_seg_tests::models::{max_abs_diff, tiny_card, tiny_spec};
 use ndarray::{s, Array3, Array4};
 
 fn tiny(padding: Padding, levels: usize) -> (ModelCard, Model) {
-    let spec = NetworkSpec {
-        levels,
-        base_filters: 2,
-        channel_plan: ChannelPlan::Doubling,
-        padding,
-        upsampling: Upsampling::Nearest,
-        in_channels: 1,
-        classes: 3,
-    };
-    let tile = spec.smallest_input() + spec.pool_factor();
-    let card = ModelCard::new(
-        "t",
-        Modality::CT,
-        &["background", "a", "b"],
-        spec,
-        [2.0; 3],
-        Intensity::ct_default(),
-        [tile; 3],
-    )
-    .unwrap();
+    let spec = tiny_spec(levels, 2, ChannelPlan::Doubling, padding, Upsampling::Nearest, 3);
+    let card = tiny_card(spec, &["background", "a", "b"], 2.0, 1);
     let (bytes, card) = onnx_bytes(&Checkpoint::random(card, 42), WeightFormat::F32);
     let model = Model::from_bytes(&bytes, ModelSource::Builtin("test"), None).unwrap();
     (card, model)
@@ -70,11 +52,7 @@ fn exact_tiling_equals_one_whole_volume_pass() {
     let input = extract_input(vol.view(), &whole, whole_in, pad);
     let scores = backend.run(&input).unwrap();
     let reference = scores.slice(s![.., ..61, ..47, ..38]);
-    let diff = tiled
-        .iter()
-        .zip(reference.iter())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let diff = max_abs_diff(&tiled, reference.iter());
     assert!(diff <= 1e-5, "tiled vs whole differ by {diff}");
     // Stepping by the output size (44 is not a multiple of 4 here: use a
     // step that breaks the pooling grid) would not be exact: check that the
@@ -106,12 +84,10 @@ fn misaligned_tiles_would_differ() {
     let a = at(8);
     let b = at(9); // voxel 9.. in b is voxel 1.. in a
     let out = a.dim().1;
-    let d = a
-        .slice(s![.., 1..out, 1..out, 1..out])
-        .iter()
-        .zip(b.slice(s![.., ..out - 1, ..out - 1, ..out - 1]).iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let d = max_abs_diff(
+        a.slice(s![.., 1..out, 1..out, 1..out]),
+        b.slice(s![.., ..out - 1, ..out - 1, ..out - 1]),
+    );
     assert!(d > 1e-4, "off-grid tiles should differ, max diff {d}");
 }
 
@@ -177,10 +153,6 @@ fn gaussian_blending_equals_a_direct_reference() {
     assert!(plan.blended && plan.tiles.len() > 8);
     let ours = volume_scores(vol.view(), &plan, 0.0, |t| backend.run(t)).unwrap();
     let reference = reference_blend(&vol, &plan, 0.0, |t| backend.run(t).unwrap());
-    let diff = ours
-        .iter()
-        .zip(reference.iter())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let diff = max_abs_diff(&ours, &reference);
     assert!(diff <= 1e-5, "blended vs reference differ by {diff}");
 }

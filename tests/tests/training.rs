@@ -5,33 +5,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use edge_seg_models::card::Modality;
 use edge_seg_tests::{bin, text};
-use edge_seg_trainer::phantom::{generate, PhantomOptions};
 use serde_json::Value;
 
 fn tiny_phantoms(dir: &Path, cases: usize, val: usize, sparse: bool) -> PathBuf {
-    let g = generate(
-        &PhantomOptions {
-            out: dir.to_path_buf(),
-            cases,
-            seed: 3,
-            modality: Modality::CT,
-            task: None,
-            sparse,
-            complete_fraction: 0.3,
-            val,
-            test: 0,
-            inplane_mm: (5.0, 6.0),
-            slice_mm: (5.0, 6.0),
-            orientations: vec!["LPS".into(), "RAS".into()],
-            dataset_id: 1,
-            name: None,
-        },
-        |_, _| {},
-    )
-    .unwrap();
-    g.manifest
+    let mut o = edge_seg_tests::phantoms::small(dir, cases, 3, 5.0);
+    o.inplane_mm = (5.0, 6.0);
+    o.slice_mm = (5.0, 6.0);
+    o.val = val;
+    o.sparse = sparse;
+    edge_seg_tests::phantoms::write(&o)
 }
 
 fn train_cmd(manifest: &Path, out: &Path, extra: &[&str]) -> Command {

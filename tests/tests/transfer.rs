@@ -5,60 +5,29 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use edge_seg_export::Checkpoint;
-use edge_seg_models::card::{Intensity, Modality};
 use edge_seg_models::labels::{Task, BASE_LABELS};
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
-use edge_seg_models::ModelCard;
+use edge_seg_models::spec::{ChannelPlan, Padding, Upsampling};
+use edge_seg_tests::models::{tiny_card, tiny_spec};
 use edge_seg_tests::{bin, text};
-use edge_seg_trainer::phantom::{generate, PhantomOptions};
 
 fn tiny_base(dir: &Path) -> PathBuf {
-    let spec = NetworkSpec {
-        levels: 2,
-        base_filters: 4,
-        channel_plan: ChannelPlan::Doubling,
-        padding: Padding::Same,
-        upsampling: Upsampling::Nearest,
-        in_channels: 1,
-        classes: BASE_LABELS.len(),
-    };
-    let card = ModelCard::new(
-        "base",
-        Modality::CT,
-        &BASE_LABELS,
-        spec,
-        [8.0; 3],
-        Intensity::ct_default(),
-        [24; 3],
-    )
-    .unwrap();
+    let spec = tiny_spec(
+        2,
+        4,
+        ChannelPlan::Doubling,
+        Padding::Same,
+        Upsampling::Nearest,
+        BASE_LABELS.len(),
+    );
+    let card = tiny_card(spec, &BASE_LABELS, 8.0, 2);
+    assert_eq!(card.tile.input, [24; 3]);
     let p = dir.join("base");
     Checkpoint::random(card, 4).write(&p).unwrap();
     p
 }
 
 fn esophagus(dir: &Path) -> PathBuf {
-    generate(
-        &PhantomOptions {
-            out: dir.to_path_buf(),
-            cases: 2,
-            seed: 6,
-            modality: Modality::CT,
-            task: Some(Task::Esophagus),
-            sparse: false,
-            complete_fraction: 1.0,
-            val: 0,
-            test: 1,
-            inplane_mm: (6.0, 6.0),
-            slice_mm: (6.0, 6.0),
-            orientations: vec!["LPS".into()],
-            dataset_id: 4,
-            name: None,
-        },
-        |_, _| {},
-    )
-    .unwrap()
-    .manifest
+    edge_seg_tests::phantoms::task(dir, Task::Esophagus, 2, 1, 6.0)
 }
 
 fn tiny_args() -> Vec<&'static str> {

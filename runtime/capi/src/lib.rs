@@ -79,6 +79,21 @@ pub struct EsOptions {
     pub crop_to_body: c_int,
 }
 
+impl Default for EsOptions {
+    fn default() -> Self {
+        EsOptions {
+            threads: 0,
+            max_memory_bytes: 0,
+            tile: 0,
+            backend: EsBackend::Tract,
+            test_time_mirroring: 0,
+            largest_component: 0,
+            fill_holes: 0,
+            crop_to_body: 0,
+        }
+    }
+}
+
 /// Called after each tile with the tiles done and the total; return 0 to
 /// cancel the job, non-zero to continue. May be called from worker threads.
 pub type EsProgressFn = Option<unsafe extern "C" fn(user: *mut c_void, done: usize, total: usize) -> c_int>;
@@ -181,16 +196,7 @@ pub unsafe extern "C" fn es_options_default(out: *mut EsOptions) -> EsStatus {
         if out.is_null() {
             return Err(invalid("options pointer is null"));
         }
-        *out = EsOptions {
-            threads: 0,
-            max_memory_bytes: 0,
-            tile: 0,
-            backend: EsBackend::Tract,
-            test_time_mirroring: 0,
-            largest_component: 0,
-            fill_holes: 0,
-            crop_to_body: 0,
-        };
+        *out = EsOptions::default();
         Ok(())
     })
 }
@@ -346,26 +352,14 @@ fn run_job(
     progress: EsProgressFn,
     user: *mut c_void,
 ) -> Result<Segmentation, (EsStatus, String)> {
-    let mut defaults = EsOptions {
-        threads: 0,
-        max_memory_bytes: 0,
-        tile: 0,
-        backend: EsBackend::Tract,
-        test_time_mirroring: 0,
-        largest_component: 0,
-        fill_holes: 0,
-        crop_to_body: 0,
-    };
-    if let Some(o) = options {
-        defaults = *o;
-    }
-    let backend: &dyn TileBackend = match defaults.backend {
+    let options = options.copied().unwrap_or_default();
+    let backend: &dyn TileBackend = match options.backend {
         EsBackend::Tract => &m.backend,
     };
     let seg = Segmenter {
         model: &m.model,
         backend,
-        options: infer_options(&defaults),
+        options: infer_options(&options),
     };
     let (k, j, i) = vol.data.dim();
     let tile = seg.plan_memory_for(name, [i, j, k], &vol.affine).map_err(|e| {

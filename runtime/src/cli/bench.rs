@@ -63,7 +63,12 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
         );
     } else {
         println!("model:        {} — {}", loaded.model.source, loaded.model.describe());
-        println!("backend:      {} ({threads} threads)", loaded.backend.name());
+        let name = loaded.backend.name();
+        if name == "tract" {
+            println!("backend:      {name} ({threads} threads)");
+        } else {
+            println!("backend:      {name}");
+        }
         println!("tile:         {tile:?} → {out:?} ({gflop:.1} GFLOP)");
         println!("first tile:   {warmup:.3} s (includes plan optimisation)");
         println!("per tile:     {per_tile:.3} s over {} tiles", a.tiles.max(1));

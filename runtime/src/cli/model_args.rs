@@ -17,9 +17,15 @@ pub struct ModelArgs {
     /// Model card for an ONNX file without one (e.g. exported from MONAI or PyTorch).
     #[arg(long)]
     pub card: Option<PathBuf>,
-    /// tract (CPU).
+    /// `tract` (CPU), `wgpu` (GPU through Vulkan, Metal or DirectX 12), or
+    /// `auto`: wgpu when a GPU adapter exists and the model's graph is
+    /// supported, else tract (with a note).
     #[arg(long, default_value = "tract")]
     pub backend: String,
+    /// GPU adapter for wgpu: its index in the list of adapters, or part of
+    /// its name (case-insensitive); default: the most capable one.
+    #[arg(long)]
+    pub gpu: Option<String>,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -69,22 +75,80 @@ impl ModelArgs {
             Some(n) => n,
             None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         };
-        let backend: Box<dyn TileBackend> = match self.backend.as_str() {
-            "tract" => {
-                if self.parallel_tiles {
-                    crate::backend::tract::set_threads(1);
-                    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
-                } else {
-                    crate::backend::tract::set_threads(threads);
-                }
-                Box::new(TractBackend::new(&model.proto, model.card.classes()))
+        let tract = || -> Box<dyn TileBackend> {
+            if self.parallel_tiles {
+                crate::backend::tract::set_threads(1);
+                rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
+            } else {
+                crate::backend::tract::set_threads(threads);
             }
-            other => bail!("unknown --backend {other:?}: use tract"),
+            Box::new(TractBackend::new(&model.proto, model.card.classes()))
+        };
+        let backend: Box<dyn TileBackend> = match self.backend.as_str() {
+            "tract" if self.gpu.is_some() => bail!("--gpu selects a wgpu adapter: use it with --backend wgpu or auto"),
+            "tract" => tract(),
+            "wgpu" => gpu::open(&model, self.gpu.as_deref(), false).map_err(anyhow::Error::msg)?,
+            "auto" => match gpu::open(&model, self.gpu.as_deref(), true) {
+                Ok(b) => b,
+                Err(why) => {
+                    eprintln!("note: {why}; using tract");
+                    tract()
+                }
+            },
+            other => bail!("unknown --backend {other:?}: use tract, wgpu or auto"),
         };
         Ok(LoadedModel {
             model,
             backend,
             parallel_tiles: self.parallel_tiles,
         })
+    }
+}
+
+/// Opening the wgpu backend for `--backend wgpu|auto`.
+#[cfg(feature = "wgpu")]
+mod gpu {
+    use crate::backend::graph::Graph;
+    use crate::backend::wgpu::device::adapter_infos;
+    use crate::backend::{TileBackend, WgpuBackend, WgpuOptions};
+    use crate::model::Model;
+
+    /// The model on the wgpu backend. For `auto`, without an adapter named,
+    /// software adapters (such as Mesa's llvmpipe) do not count: tract is
+    /// faster on the same CPU.
+    pub fn open(model: &Model, adapter: Option<&str>, auto: bool) -> Result<Box<dyn TileBackend>, String> {
+        let graph =
+            Graph::from_proto(&model.proto).map_err(|e| format!("the wgpu backend cannot run this model: {e}"))?;
+        if auto && adapter.is_none() {
+            let infos = adapter_infos();
+            if !infos.iter().any(|a| a.device_type != wgpu::DeviceType::Cpu) {
+                let names: Vec<&str> = infos.iter().map(|a| a.name.as_str()).collect();
+                return Err(if names.is_empty() {
+                    "no GPU adapter found".to_string()
+                } else {
+                    format!("only software GPU adapters found ({})", names.join(", "))
+                });
+            }
+        }
+        let options = WgpuOptions {
+            adapter: adapter.map(str::to_string),
+            ..Default::default()
+        };
+        Ok(Box::new(WgpuBackend::from_graph(
+            graph,
+            model.card.classes(),
+            &options,
+        )?))
+    }
+}
+
+/// Without the `wgpu` feature there is no GPU backend.
+#[cfg(not(feature = "wgpu"))]
+mod gpu {
+    use crate::backend::TileBackend;
+    use crate::model::Model;
+
+    pub fn open(_model: &Model, _adapter: Option<&str>, _auto: bool) -> Result<Box<dyn TileBackend>, String> {
+        Err("this edge-seg was built without the wgpu backend (cargo feature `wgpu`)".into())
     }
 }

@@ -116,6 +116,10 @@ pub struct BaseArgs {
     /// Output folder: checkpoints best/ and last/, metrics.jsonl, learning_curve.png.
     #[arg(long)]
     pub out: PathBuf,
+    /// Start from this checkpoint's weights (same network) instead of a
+    /// random initialisation, e.g. to train a model further with a new schedule.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
     #[command(flatten)]
     pub train: TrainArgs,
 }
@@ -274,7 +278,7 @@ pub fn train_config(
         val_every: a.val_every,
         seed: a.seed,
         foreground_fraction: a.foreground.clamp(0.0, 1.0),
-        augmentation: (&augmentation(&a.augment)?).into(),
+        augmentation: augmentation(&a.augment)?,
         trainable,
         max_train_cases: None,
         max_val_cases: a.val_cases,
@@ -298,7 +302,17 @@ pub fn run(a: &BaseArgs) -> Result<()> {
         resume: a.train.resume,
         stop_after: a.train.stop_after,
     };
-    let o = train(&cfg, Init::Random, &a.out, &device, &opts)?;
+    let init = match &a.init {
+        None => Init::Random,
+        Some(dir) => {
+            let ckpt = edge_seg_export::Checkpoint::read(dir)?;
+            if ckpt.card.network != cfg.spec {
+                bail!("{}: its network differs from the one asked for", dir.display());
+            }
+            Init::Weights(ckpt.weights)
+        }
+    };
+    let o = train(&cfg, init, &a.out, &device, &opts)?;
     println!(
         "trained {} iterations in {:.0} s; best validation Dice {} (iteration {}); checkpoints in {}",
         o.iterations,

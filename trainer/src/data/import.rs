@@ -89,6 +89,33 @@ fn relative(path: &Path, base: &Path) -> String {
     path.strip_prefix(base).unwrap_or(path).to_string_lossy().to_string()
 }
 
+/// The manifest of an imported data set: one source holding `mapping`,
+/// every case fully annotated.
+fn imported_manifest(
+    name: &str,
+    source: &str,
+    dir: &Path,
+    vocabulary: Vec<String>,
+    mapping: BTreeMap<String, String>,
+    cases: Vec<Case>,
+) -> Result<Manifest> {
+    let manifest = Manifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        name: name.to_string(),
+        vocabulary,
+        sources: BTreeMap::from([(
+            source.to_string(),
+            Source {
+                labels: mapping,
+                description: format!("imported from {}", dir.display()),
+            },
+        )]),
+        cases,
+    };
+    manifest.validate()?;
+    Ok(manifest)
+}
+
 fn split_for(n: usize, opts: &ImportOptions) -> Split {
     if opts.val_every > 0 && n % opts.val_every == opts.val_every - 1 {
         Split::Val
@@ -158,21 +185,14 @@ pub fn import_nnunet(dir: &Path, opts: &ImportOptions) -> Result<Manifest> {
             split: split_for(n, opts),
         });
     }
-    let manifest = Manifest {
-        format_version: MANIFEST_FORMAT_VERSION,
-        name: j["name"].as_str().unwrap_or("nnunet").to_string(),
-        vocabulary: vocab,
-        sources: BTreeMap::from([(
-            source,
-            Source {
-                labels: mapping,
-                description: format!("imported from {}", dir.display()),
-            },
-        )]),
+    imported_manifest(
+        j["name"].as_str().unwrap_or("nnunet"),
+        &source,
+        dir,
+        vocab,
+        mapping,
         cases,
-    };
-    manifest.validate()?;
-    Ok(manifest)
+    )
 }
 
 /// Import a Medical Segmentation Decathlon data set (`dataset.json` with
@@ -233,19 +253,5 @@ pub fn import_msd(dir: &Path, opts: &ImportOptions) -> Result<Manifest> {
     if cases.is_empty() {
         bail!("{}: no training cases", json_path.display());
     }
-    let manifest = Manifest {
-        format_version: MANIFEST_FORMAT_VERSION,
-        name: j["name"].as_str().unwrap_or("msd").to_string(),
-        vocabulary: vocab,
-        sources: BTreeMap::from([(
-            source,
-            Source {
-                labels: mapping,
-                description: format!("imported from {}", dir.display()),
-            },
-        )]),
-        cases,
-    };
-    manifest.validate()?;
-    Ok(manifest)
+    imported_manifest(j["name"].as_str().unwrap_or("msd"), &source, dir, vocab, mapping, cases)
 }

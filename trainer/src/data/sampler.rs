@@ -13,7 +13,7 @@ use rand_distr::{Distribution, Normal};
 use super::cache::PreparedCase;
 
 /// Augmentations, each off when zero / `None` / `false`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Augmentation {
     /// Random reflections along each axis (a mirrored body also swaps its
     /// left and right structures, so paired labels are swapped too).

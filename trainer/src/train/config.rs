@@ -65,43 +65,6 @@ pub enum Trainable {
     },
 }
 
-/// Augmentation settings as stored in the config.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AugmentationConfig {
-    pub flips: bool,
-    pub rot90: bool,
-    pub scale: Option<(f64, f64)>,
-    pub intensity_scale: f32,
-    pub intensity_shift: f32,
-    pub noise_sigma: f32,
-}
-
-impl From<&AugmentationConfig> for Augmentation {
-    fn from(a: &AugmentationConfig) -> Augmentation {
-        Augmentation {
-            flips: a.flips,
-            rot90: a.rot90,
-            scale: a.scale,
-            intensity_scale: a.intensity_scale,
-            intensity_shift: a.intensity_shift,
-            noise_sigma: a.noise_sigma,
-        }
-    }
-}
-
-impl From<&Augmentation> for AugmentationConfig {
-    fn from(a: &Augmentation) -> AugmentationConfig {
-        AugmentationConfig {
-            flips: a.flips,
-            rot90: a.rot90,
-            scale: a.scale,
-            intensity_scale: a.intensity_scale,
-            intensity_shift: a.intensity_shift,
-            noise_sigma: a.noise_sigma,
-        }
-    }
-}
-
 /// Everything that defines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -128,7 +91,7 @@ pub struct TrainConfig {
     pub val_every: u64,
     pub seed: u64,
     pub foreground_fraction: f64,
-    pub augmentation: AugmentationConfig,
+    pub augmentation: Augmentation,
     pub trainable: Trainable,
     /// Use at most this many training cases (all when `None`), chosen in
     /// manifest order.

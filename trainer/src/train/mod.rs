@@ -35,7 +35,7 @@ use crate::metrics::dice;
 use crate::predict::segment_image;
 use crate::unet::UNet;
 pub use checkpoint::{read_state, recover, write_checkpoint, TrainState, OPTIMIZER_FILE};
-pub use config::{AugmentationConfig, OptimizerKind, Schedule, TrainConfig, Trainable};
+pub use config::{OptimizerKind, Schedule, TrainConfig, Trainable};
 
 /// How a run starts when there is nothing to resume.
 #[derive(Clone, Debug)]
@@ -254,7 +254,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         output,
         foreground_fraction: cfg.foreground_fraction,
         pad_value: cfg.intensity.background_value(),
-        augmentation: (&cfg.augmentation).into(),
+        augmentation: cfg.augmentation.clone(),
         mirror_permutation: left_right_permutation(&vocabulary),
     };
     let mut sampler = Sampler::new(&train_cases, sampler_cfg, cfg.seed);

@@ -2,9 +2,8 @@
 //! option combination (tract vs burn, max |Δp| ≤ 1e-4 on probabilities).
 
 use edge_seg_export::{Checkpoint, WeightFormat};
-use edge_seg_models::card::{Intensity, Modality};
 use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
-use edge_seg_models::ModelCard;
+use edge_seg_tests::models::{tiny_card, tiny_spec};
 use edge_seg_trainer::cli::export_checked;
 
 #[test]
@@ -15,26 +14,8 @@ fn tract_matches_burn_for_every_combination() {
         for padding in [Padding::Valid, Padding::Same] {
             for upsampling in [Upsampling::Nearest, Upsampling::Transposed] {
                 for plan in [ChannelPlan::Cicek, ChannelPlan::Doubling] {
-                    let spec = NetworkSpec {
-                        levels,
-                        base_filters: 2,
-                        channel_plan: plan,
-                        padding,
-                        upsampling,
-                        in_channels: 1,
-                        classes: 3,
-                    };
-                    let tile = spec.smallest_input() + spec.pool_factor();
-                    let card = ModelCard::new(
-                        "t",
-                        Modality::CT,
-                        &["background", "a", "b"],
-                        spec,
-                        [2.0; 3],
-                        Intensity::ct_default(),
-                        [tile; 3],
-                    )
-                    .unwrap();
+                    let spec = tiny_spec(levels, 2, plan, padding, upsampling, 3);
+                    let card = tiny_card(spec, &["background", "a", "b"], 2.0, 1);
                     let ckpt = Checkpoint::random(card, n);
                     let out = dir.path().join(format!("m{n}.onnx"));
                     let (size, diff) = export_checked(&ckpt, &out, WeightFormat::F32).unwrap();
@@ -56,16 +37,7 @@ fn fp16_export_matches_burn_with_rounded_weights() {
         base_filters: 4,
         ..NetworkSpec::paper(3)
     };
-    let card = ModelCard::new(
-        "t",
-        Modality::CT,
-        &["background", "a", "b"],
-        spec,
-        [2.0; 3],
-        Intensity::ct_default(),
-        [52; 3],
-    )
-    .unwrap();
+    let card = tiny_card(spec, &["background", "a", "b"], 2.0, 2);
     let ckpt = Checkpoint::random(card, 9);
     let out32 = dir.path().join("m32.onnx");
     let out16 = dir.path().join("m16.onnx");
@@ -84,16 +56,7 @@ fn a_checkpoint_that_disagrees_is_not_exported() {
         base_filters: 2,
         ..NetworkSpec::paper(3)
     };
-    let card = ModelCard::new(
-        "t",
-        Modality::CT,
-        &["background", "a", "b"],
-        spec,
-        [2.0; 3],
-        Intensity::ct_default(),
-        [20; 3],
-    )
-    .unwrap();
+    let card = tiny_card(spec, &["background", "a", "b"], 2.0, 1);
     let mut ckpt = Checkpoint::random(card, 1);
     ckpt.weights.get_mut("head.bias").unwrap().values[0] = f32::NAN;
     let out = dir.path().join("bad.onnx");

@@ -1,0 +1,24 @@
+// Slice and Concat: dst[z, y, x, a.w + c] = src[z + a.x, y + a.y, x + a.z, c]
+// over dst's spatial shape and src's channels. One thread per copied value.
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = flat_index(wid, nwg, lid);
+    if (i >= p.grid.w) {
+        return;
+    }
+    let c = i % p.src.w;
+    let v = i / p.src.w;
+    let x = v % p.dst.z;
+    let y = (v / p.dst.z) % p.dst.y;
+    let z = p.range.z + v / (p.dst.z * p.dst.y);
+    let e = at(p.src, z + p.a.x, y + p.a.y, x + p.a.z, c);
+    dst[at(p.dst, z, y, x, p.a.w + c) - p.range.y] = src[e - p.range.x];
+}
