@@ -5,11 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use edge_seg_models::labels::Task;
 use edge_seg_tests::{bin, text};
 use serde_json::Value;
 
-fn tiny_phantoms(dir: &Path, cases: usize, val: usize, sparse: bool) -> PathBuf {
+fn tiny_phantoms(dir: &Path, cases: usize, val: usize, sparse: bool, task: Option<Task>) -> PathBuf {
     let mut o = edge_seg_tests::phantoms::small(dir, cases, 3, 5.0);
+    o.task = task;
     o.inplane_mm = (5.0, 6.0);
     o.slice_mm = (5.0, 6.0);
     o.val = val;
@@ -72,26 +74,28 @@ fn dice_and_chance(pred: &[u16], truth: &[u16], c: u16) -> (f64, f64) {
 #[test]
 fn tiny_training_learns() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = tiny_phantoms(dir.path(), 6, 1, false);
+    let manifest = tiny_phantoms(dir.path(), 6, 1, false, Some(Task::Vertebrae));
     let out = dir.path().join("run");
     let o = train_cmd(
         &manifest,
         &out,
-        &["--iterations", "150", "--val-every", "150", "--augment", "none"],
+        &["--iterations", "200", "--val-every", "200", "--augment", "none"],
     )
     .output()
     .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let m = metrics(&out);
     let losses: Vec<f64> = m.iter().filter_map(|v| v["loss"].as_f64()).collect();
-    assert_eq!(losses.len(), 150);
+    assert_eq!(losses.len(), 200);
     let first = losses[..20].iter().sum::<f64>() / 20.0;
-    let last = losses[130..].iter().sum::<f64>() / 20.0;
+    let last = losses[180..].iter().sum::<f64>() / 20.0;
     assert!(last < 0.8 * first, "loss did not fall: {first:.3} → {last:.3}");
     assert!(out.join("learning_curve.png").exists());
     assert!(out.join("last/optimizer.bpk").exists());
     // Predict the validation case with the best checkpoint and compare with
-    // its labels: the liver, the largest organ, is found well above chance.
+    // its labels: the vertebrae are found well above chance. (A one-structure
+    // task: a tiny net learns it in a couple of hundred iterations, where the
+    // thirteen base structures need thousands.)
     let ds = edge_seg_trainer::data::Dataset::load(&manifest).unwrap();
     let val = ds
         .manifest
@@ -121,18 +125,18 @@ fn tiny_training_learns() {
         .collect();
     let (_, truth) = ds.read_case(val).unwrap();
     let truth: Vec<u16> = truth.unwrap().iter().copied().collect();
-    let liver = 1;
-    let (dice, chance) = dice_and_chance(&pred, &truth, liver);
+    let vertebrae = 1;
+    let (dice, chance) = dice_and_chance(&pred, &truth, vertebrae);
     assert!(
-        dice > 0.2 && dice > 5.0 * chance,
-        "liver Dice {dice:.3}, chance {chance:.4}"
+        dice > 0.3 && dice > 5.0 * chance,
+        "vertebrae Dice {dice:.3}, chance {chance:.4}"
     );
 }
 
 #[test]
 fn resume_continues_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = tiny_phantoms(dir.path(), 3, 0, true);
+    let manifest = tiny_phantoms(dir.path(), 3, 0, true, None);
     let full = dir.path().join("full");
     let split = dir.path().join("split");
     let common = ["--iterations", "6", "--val-every", "3", "--seed", "7"];
