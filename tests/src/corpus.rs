@@ -54,7 +54,9 @@ pub fn tiny_model_card() -> ModelCard {
         Upsampling::Nearest,
         BASE_LABELS.len(),
     );
-    crate::models::tiny_card(spec, &BASE_LABELS, 4.0, 1)
+    let mut card = crate::models::tiny_card(spec, &BASE_LABELS, 4.0, 1);
+    card.task = "corpus".into();
+    card
 }
 
 /// The valid model the corpus's bad models are made from.
