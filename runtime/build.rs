@@ -5,7 +5,9 @@ use std::path::Path;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(default_model)");
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/zoo/default.onnx");
+    // The folder too: a model added where none was is a change of the folder.
     println!("cargo:rerun-if-changed={}", p.display());
+    println!("cargo:rerun-if-changed={}", p.parent().unwrap().display());
     if let Ok(abs) = p.canonicalize() {
         println!("cargo:rustc-cfg=default_model");
         println!("cargo:rustc-env=EDGE_SEG_DEFAULT_MODEL={}", abs.display());

@@ -19,7 +19,8 @@ fn tiny_base(dir: &Path) -> PathBuf {
         Upsampling::Nearest,
         BASE_LABELS.len(),
     );
-    let card = tiny_card(spec, &BASE_LABELS, 8.0, 2);
+    let pools = (24 - spec.smallest_input()) / spec.pool_factor();
+    let card = tiny_card(spec, &BASE_LABELS, 8.0, pools);
     assert_eq!(card.tile.input, [24; 3]);
     let p = dir.join("base");
     Checkpoint::random(card, 4).write(&p).unwrap();

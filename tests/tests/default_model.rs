@@ -1,0 +1,87 @@
+//! The shipped default model end to end: a phantom scan in a non-canonical
+//! orientation with anisotropic spacing → `edge-seg infer` with no `--model`
+//! → a label map on the scan's exact grid (checked with nibabel too) whose
+//! structures overlap the phantom's own labels.
+//!
+//! The thresholds are what the shipped model reaches (see
+//! `docs/base-training.md`), a little below, so a regression fails.
+
+use std::collections::BTreeMap;
+
+use edge_seg_models::labels::BASE_LABELS;
+use edge_seg_runtime::volume::read_volume;
+use edge_seg_tests::{python_with, run, run_python, tests_dir, text};
+
+/// Structures the shipped model must find, with the least Dice it must reach.
+const REQUIRED: [(&str, f64); 1] = [("liver", 0.5)];
+
+#[test]
+fn default_model_segments_a_phantom_on_its_own_grid() {
+    let zoo = tests_dir().parent().unwrap().join("models/zoo");
+    assert!(
+        zoo.join("default.onnx").exists(),
+        "models/zoo/default.onnx is shipped and compiled into edge-seg"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = edge_seg_tests::phantoms::small(dir.path(), 1, 41, 1.5);
+    o.slice_mm = (3.0, 3.5);
+    o.orientations = vec!["LPS".into()];
+    let manifest = edge_seg_tests::phantoms::write(&o);
+    let ds = edge_seg_trainer::data::Dataset::load(&manifest).unwrap();
+    let case = &ds.manifest.cases[0];
+    let scan = ds.resolve(&case.image);
+    let out = dir.path().join("seg.nii.gz");
+    let r = run(
+        "edge-seg",
+        &["infer", scan.to_str().unwrap(), "-o", out.to_str().unwrap(), "-v"],
+    );
+    let t = text(&r);
+    assert!(r.status.success(), "{t}");
+    assert!(t.contains("synthetic phantoms"), "says the model was trained on phantoms: {t}");
+
+    let input = read_volume(&scan).unwrap();
+    let seg = read_volume(&out).unwrap();
+    assert_eq!(edge_seg_runtime::geometry::orientation_code(&input.affine), "LPS");
+    assert_eq!(seg.shape_ijk(), input.shape_ijk());
+    assert!(seg.affine.max_abs_diff(&input.affine) < 1e-5);
+
+    let (_, truth) = ds.read_case(case).unwrap();
+    let truth = truth.unwrap();
+    let pred: Vec<u16> = seg.data.iter().map(|&v| v as u16).collect();
+    let truth: Vec<u16> = truth.iter().copied().collect();
+    assert_eq!(pred.len(), truth.len());
+    let mut dice = BTreeMap::new();
+    for (c, name) in BASE_LABELS.iter().enumerate().skip(1) {
+        let c = c as u16;
+        let (mut inter, mut p, mut g) = (0u64, 0u64, 0u64);
+        for (&a, &b) in pred.iter().zip(&truth) {
+            p += (a == c) as u64;
+            g += (b == c) as u64;
+            inter += (a == c && b == c) as u64;
+        }
+        if g > 0 {
+            dice.insert(*name, 2.0 * inter as f64 / (p + g) as f64);
+        }
+    }
+    eprintln!("Dice per structure: {dice:.3?}");
+    for (name, least) in REQUIRED {
+        let d = dice[name];
+        assert!(d >= least, "{name} Dice {d:.3} < {least}: {dice:.3?}");
+    }
+
+    let Some(py) = python_with(&["nibabel", "numpy"]) else {
+        return;
+    };
+    let stem = dir.path().join("nib");
+    run_python(&py, "nibabel_peer.py", &["read", out.to_str().unwrap(), stem.to_str().unwrap()]);
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stem.with_extension("json")).unwrap()).unwrap();
+    let shape = input.shape_ijk();
+    assert_eq!(j["shape"], serde_json::json!([shape[0], shape[1], shape[2]]));
+    for r in 0..4 {
+        for c in 0..4 {
+            let a = j["affine"][r][c].as_f64().unwrap();
+            assert!((a - input.affine.0[r][c]).abs() < 1e-4, "nibabel affine [{r}][{c}] {a}");
+        }
+    }
+}
