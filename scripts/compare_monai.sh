@@ -10,9 +10,12 @@ cargo build --release --workspace --bins -q
 WORK="${TMPDIR:-/tmp}/edge-seg-monai"; mkdir -p "$WORK"
 MODEL="${1:-models/zoo/default.onnx}"
 SPACING=$($PY -c "import json,onnx;m=onnx.load('$MODEL');c=json.loads([p.value for p in m.metadata_props if p.key=='edge_seg.card'][0]);print(c['spacing_mm'][2])")
+TILE=$($PY -c "import json,onnx;m=onnx.load('$MODEL');c=json.loads([p.value for p in m.metadata_props if p.key=='edge_seg.card'][0]);print(c['tile']['input'][0])")
 # A phantom already at the model spacing, in RAS: preprocessing is the identity.
 target/release/edge-seg-train phantoms --out "$WORK" --cases 1 --seed 3 --inplane-mm "$SPACING" --slice-mm "$SPACING" \
     --orientations RAS --id 991 --name Monai --quiet
 SCAN="$WORK/Dataset991_Monai/imagesTr/monai_0000_0000.nii.gz"
-target/release/edge-seg infer "$SCAN" --model "$MODEL" -o "$WORK/ours.seg.nii.gz" --quiet
-$PY scripts/compare_monai.py "$MODEL" "$SCAN" "$WORK/ours.seg.nii.gz"
+# Cropped so that both place the same tiles (see compare_monai.py).
+$PY scripts/compare_monai.py crop "$MODEL" "$SCAN" "$WORK/scan.nii.gz"
+target/release/edge-seg infer "$WORK/scan.nii.gz" --model "$MODEL" --tile "$TILE" -o "$WORK/ours.seg.nii.gz" --quiet
+$PY scripts/compare_monai.py compare "$MODEL" "$WORK/scan.nii.gz" "$WORK/ours.seg.nii.gz"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Tile throughput: the wgpu backend vs tract on the same machine, same
-# model and tile (the paper spec with random weights, 23 classes, 132³, and
-# the shipped default model at its card's tile).
+# model and tile (the paper spec with random weights, 23 classes, and the
+# shipped default model at its card's tile).
 #   scripts/bench/wgpu_tiles.sh [MODEL.onnx TILE]...
+# Environment: PAPER_TILE (default 132; lavapipe needs minutes per 132³
+# tile, so on a machine without a GPU use e.g. 92), TILES (timed tiles, 3).
 # On a machine without a GPU, wgpu runs on Mesa's lavapipe (the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,7 +15,7 @@ mkdir -p "$WORK"
 models=("$@")
 if [ "${#models[@]}" -eq 0 ]; then
     [ -f "$WORK/paper23.onnx" ] || $BIN/edge-seg-train random-model --spec paper --classes 23 --tile 132 --out "$WORK/paper23.onnx"
-    models=("$WORK/paper23.onnx" 132)
+    models=("$WORK/paper23.onnx" "${PAPER_TILE:-132}")
     if [ -f models/zoo/default.onnx ]; then models+=(default 0); fi
 fi
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
@@ -22,8 +24,8 @@ i=0
 while [ $i -lt ${#models[@]} ]; do
     m=${models[$i]}; tile=${models[$((i+1))]}; i=$((i+2))
     targs=(); [ "$tile" != 0 ] && targs=(--tile "$tile")
-    tract=$($BIN/edge-seg bench --model "$m" "${targs[@]}" --backend tract --tiles 3 --json)
-    gpu=$($BIN/edge-seg bench --model "$m" "${targs[@]}" --backend wgpu --tiles 3 --json 2>/dev/null)
+    tract=$($BIN/edge-seg bench --model "$m" "${targs[@]}" --backend tract --tiles "${TILES:-3}" --json)
+    gpu=$($BIN/edge-seg bench --model "$m" "${targs[@]}" --backend wgpu --tiles "${TILES:-3}" --json 2>/dev/null)
     python3 - "$m" "$tract" "$gpu" <<'PYEOF'
 import json, os, sys
 m, runs = os.path.basename(sys.argv[1]), [json.loads(a) for a in sys.argv[2:]]

@@ -8,9 +8,16 @@ use ndarray::{Array3, Array4};
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
-/// Set how many threads tract's matrix kernels use (process-wide).
+/// Set how many threads tract's matrix kernels use (process-wide). One
+/// thread is tract's single-thread executor: a one-thread pool would make
+/// tract fall back to rayon's global pool, which has a thread per core.
 pub fn set_threads(n: usize) {
-    tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::multithread(n.max(1)));
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    set_default_executor(if n <= 1 {
+        Executor::SingleThread
+    } else {
+        Executor::multithread(n)
+    });
 }
 
 /// A model prepared for tract.
