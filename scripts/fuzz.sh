@@ -5,7 +5,8 @@
 # Seeds come from tests/corpus/bad/ plus valid files. cargo-fuzz needs nightly
 # flags; RUSTC_BOOTSTRAP=1 enables them on the stable toolchain. Crashes land
 # in fuzz/artifacts/TARGET/; each becomes a regression file under
-# fuzz/regressions/TARGET/ (checked by tests/tests/fuzz_regressions.rs).
+# fuzz/regressions/TARGET/ (checked by tests/tests/fuzz_regressions.rs), next
+# to a sample of small mutated inputs from the corpus of a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-120}"

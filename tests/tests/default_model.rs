@@ -37,7 +37,10 @@ fn default_model_segments_a_phantom_on_its_own_grid() {
     );
     let t = text(&r);
     assert!(r.status.success(), "{t}");
-    assert!(t.contains("synthetic phantoms"), "says the model was trained on phantoms: {t}");
+    assert!(
+        t.contains("synthetic phantoms"),
+        "says the model was trained on phantoms: {t}"
+    );
 
     let input = read_volume(&scan).unwrap();
     let seg = read_volume(&out).unwrap();
@@ -73,7 +76,11 @@ fn default_model_segments_a_phantom_on_its_own_grid() {
         return;
     };
     let stem = dir.path().join("nib");
-    run_python(&py, "nibabel_peer.py", &["read", out.to_str().unwrap(), stem.to_str().unwrap()]);
+    run_python(
+        &py,
+        "nibabel_peer.py",
+        &["read", out.to_str().unwrap(), stem.to_str().unwrap()],
+    );
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(stem.with_extension("json")).unwrap()).unwrap();
     let shape = input.shape_ijk();

@@ -1,6 +1,7 @@
-//! Inputs the fuzzers found (fuzz/regressions/TARGET/) go through the same
-//! entry points as the fuzz targets and must come back as errors or values,
-//! never panics.
+//! Inputs the fuzzers produced (fuzz/regressions/TARGET/: any input that
+//! ever crashed a target, plus a sample of the mutated inputs of a fuzzing
+//! run) go through the same entry points as the fuzz targets and must come
+//! back as errors or values, never panics.
 
 use std::path::Path;
 
@@ -24,6 +25,7 @@ fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
         })
         .unwrap_or_default();
     v.sort();
+    assert!(!v.is_empty(), "no inputs in {}", dir.display());
     v
 }
 
