@@ -4,7 +4,11 @@ use std::path::Path;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(default_model)");
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/zoo/default.onnx");
+    // Read when the script runs: `env!` would bake in the folder the script
+    // was compiled in, and cargo reuses a compiled build script across
+    // checkouts of the same package.
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let p = Path::new(&dir).join("../models/zoo/default.onnx");
     // The folder too: a model added where none was is a change of the folder.
     println!("cargo:rerun-if-changed={}", p.display());
     println!("cargo:rerun-if-changed={}", p.parent().unwrap().display());
