@@ -30,6 +30,22 @@ pub fn run(name: &str, args: &[&str]) -> Output {
     Command::new(bin(name)).args(args).output().expect("spawn binary")
 }
 
+/// `edge-seg-train base` on `manifest` into `out` with a same-padded,
+/// doubling-plan network of `levels` levels and `filters` base filters at
+/// `spacing` mm; the caller adds the training options.
+pub fn tiny_base_training(manifest: &Path, out: &Path, levels: usize, filters: usize, spacing: f64) -> Command {
+    let mut c = Command::new(bin("edge-seg-train"));
+    c.arg("base")
+        .arg("--manifest")
+        .arg(manifest)
+        .arg("--out")
+        .arg(out)
+        .args(["--padding", "same", "--plan", "doubling"])
+        .args(["--levels", &levels.to_string(), "--filters", &filters.to_string()])
+        .args(["--spacing", &spacing.to_string()]);
+    c
+}
+
 /// Standard output and error of a finished command, as one string.
 pub fn text(out: &Output) -> String {
     format!(

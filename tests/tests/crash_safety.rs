@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edge_seg_export::Checkpoint;
-use edge_seg_tests::{bin, text};
+use edge_seg_tests::{bin, text, tiny_base_training};
 use serde_json::Value;
 
 const ITERATIONS: u64 = 60;
@@ -18,30 +18,11 @@ fn phantoms(dir: &Path) -> PathBuf {
 }
 
 fn train(manifest: &Path, out: &Path, resume: bool) -> Command {
-    let mut c = Command::new(bin("edge-seg-train"));
-    c.args([
-        "base",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .args([
-        "--padding",
-        "same",
-        "--plan",
-        "doubling",
-        "--levels",
-        "2",
-        "--filters",
-        "4",
-        "--spacing",
-        "8",
-    ])
-    .args(["--patch", "24", "--batch", "1", "--val-every", "3", "--quiet"])
-    .args(["--iterations", &ITERATIONS.to_string()])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    let mut c = tiny_base_training(manifest, out, 2, 4, 8.0);
+    c.args(["--patch", "24", "--batch", "1", "--val-every", "3", "--quiet"])
+        .args(["--iterations", &ITERATIONS.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     if resume {
         c.arg("--resume");
     }

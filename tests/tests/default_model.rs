@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use edge_seg_models::labels::BASE_LABELS;
 use edge_seg_runtime::volume::read_volume;
 use edge_seg_tests::{python_with, run, run_python, tests_dir, text};
+use edge_seg_trainer::metrics;
 
 /// Structures the shipped model must find, with the least Dice it must reach.
 const REQUIRED: [(&str, f64); 1] = [("liver", 0.5)];
@@ -50,20 +51,13 @@ fn default_model_segments_a_phantom_on_its_own_grid() {
 
     let (_, truth) = ds.read_case(case).unwrap();
     let truth = truth.unwrap();
-    let pred: Vec<u16> = seg.data.iter().map(|&v| v as u16).collect();
-    let truth: Vec<u16> = truth.iter().copied().collect();
-    assert_eq!(pred.len(), truth.len());
+    let pred = seg.data.mapv(|v| v as u16);
+    assert_eq!(pred.dim(), truth.dim());
     let mut dice = BTreeMap::new();
     for (c, name) in BASE_LABELS.iter().enumerate().skip(1) {
         let c = c as u16;
-        let (mut inter, mut p, mut g) = (0u64, 0u64, 0u64);
-        for (&a, &b) in pred.iter().zip(&truth) {
-            p += (a == c) as u64;
-            g += (b == c) as u64;
-            inter += (a == c && b == c) as u64;
-        }
-        if g > 0 {
-            dice.insert(*name, 2.0 * inter as f64 / (p + g) as f64);
+        if truth.iter().any(|&t| t == c) {
+            dice.insert(*name, metrics::dice(pred.view(), truth.view(), c).unwrap());
         }
     }
     eprintln!("Dice per structure: {dice:.3?}");

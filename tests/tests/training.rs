@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use edge_seg_models::labels::Task;
-use edge_seg_tests::{bin, text};
+use edge_seg_tests::{bin, text, tiny_base_training};
 use serde_json::Value;
 
 fn tiny_phantoms(dir: &Path, cases: usize, val: usize, sparse: bool, task: Option<Task>) -> PathBuf {
@@ -20,27 +20,8 @@ fn tiny_phantoms(dir: &Path, cases: usize, val: usize, sparse: bool, task: Optio
 }
 
 fn train_cmd(manifest: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(bin("edge-seg-train"));
+    let mut c = tiny_base_training(manifest, out, 3, 8, 6.0);
     c.args([
-        "base",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .args([
-        "--padding",
-        "same",
-        "--plan",
-        "doubling",
-        "--levels",
-        "3",
-        "--filters",
-        "8",
-        "--spacing",
-        "6",
-    ])
-    .args([
         "--patch", "32", "--batch", "2", "--warmup", "5", "--lr", "3e-3", "--quiet",
     ])
     .args(extra);

@@ -457,6 +457,10 @@ fn infer_cli_on_wgpu_matches_tract() {
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
+    let tc = edge_seg_runtime::volume::read_volume(std::path::Path::new(&c)).unwrap();
+    let same = ta.data.iter().zip(tc.data.iter()).filter(|(x, y)| x == y).count();
+    let share = same as f64 / ta.data.len() as f64;
+    assert!(share >= 0.9999, "auto: only {:.4} % of labels agree", share * 100.0);
     // An unknown adapter is a clean error listing the adapters.
     let o = run(
         "edge-seg",

@@ -23,3 +23,10 @@ fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 fn at(d: vec4<u32>, z: u32, y: u32, x: u32, c: u32) -> u32 {
     return ((z * d.y + y) * d.z + x) * d.w + c;
 }
+
+// (z, y, x, c) of flat element i of a dispatch over the output planes from
+// z0 of a tensor with spatial shape `d` and `channels` channels.
+fn voxel_of(i: u32, channels: u32, d: vec4<u32>, z0: u32) -> vec4<u32> {
+    let v = i / channels;
+    return vec4<u32>(z0 + v / (d.z * d.y), (v / d.z) % d.y, v % d.z, i % channels);
+}

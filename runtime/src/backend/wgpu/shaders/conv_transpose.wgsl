@@ -20,11 +20,11 @@ fn main(
     }
     let k = p.a.x;
     let groups = p.a.y; // cout / 4, rounded up
-    let g = i % groups;
-    let v = i / groups;
-    let x = v % p.dst.z;
-    let y = (v / p.dst.z) % p.dst.y;
-    let z = p.range.z + v / (p.dst.z * p.dst.y);
+    let q = voxel_of(i, groups, p.dst, p.range.z);
+    let z = q.x;
+    let y = q.y;
+    let x = q.z;
+    let g = q.w;
     let tap = ((z % k) * k + y % k) * k + x % k;
     let cin = p.src.w;
     let s = at(p.src, z / k, y / k, x / k, 0u) - p.range.x;

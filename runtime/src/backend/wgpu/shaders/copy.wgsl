@@ -14,11 +14,11 @@ fn main(
     if (i >= p.grid.w) {
         return;
     }
-    let c = i % p.src.w;
-    let v = i / p.src.w;
-    let x = v % p.dst.z;
-    let y = (v / p.dst.z) % p.dst.y;
-    let z = p.range.z + v / (p.dst.z * p.dst.y);
+    let q = voxel_of(i, p.src.w, p.dst, p.range.z);
+    let z = q.x;
+    let y = q.y;
+    let x = q.z;
+    let c = q.w;
     let e = at(p.src, z + p.a.x, y + p.a.y, x + p.a.z, c);
     dst[at(p.dst, z, y, x, p.a.w + c) - p.range.y] = src[e - p.range.x];
 }
