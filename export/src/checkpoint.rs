@@ -200,10 +200,46 @@ impl SplitMix64 {
     }
 }
 
+/// How random convolution weights are scaled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightInit {
+    /// Glorot (Xavier) uniform: limit √(6 / (fan_in + fan_out)), the Keras
+    /// default the paper's code uses.
+    #[default]
+    Glorot,
+    /// He (Kaiming) uniform: limit √(6 / fan_in), which keeps the activation
+    /// variance through ReLU layers (He et al. 2015), so a deep network
+    /// without normalisation starts with signal in every layer.
+    He,
+}
+
+impl WeightInit {
+    pub fn parse(s: &str) -> Option<WeightInit> {
+        match s {
+            "glorot" => Some(WeightInit::Glorot),
+            "he" => Some(WeightInit::He),
+            _ => None,
+        }
+    }
+}
+
 /// Glorot-uniform weights for every tensor of `spec`'s scheme (fan-in and
 /// fan-out over the receptive field), deterministic for `seed`; biases are
 /// zero, or small random values with `random_bias` (so tests see them).
 pub fn glorot_weights(spec: &edge_seg_models::NetworkSpec, seed: u64, random_bias: bool) -> BTreeMap<String, Tensor> {
+    random_weights(spec, seed, random_bias, WeightInit::Glorot)
+}
+
+/// Random weights for every tensor of `spec`'s scheme, scaled by `init`
+/// (fans over the receptive field), deterministic for `seed`; biases as in
+/// [`glorot_weights`].
+pub fn random_weights(
+    spec: &edge_seg_models::NetworkSpec,
+    seed: u64,
+    random_bias: bool,
+    init: WeightInit,
+) -> BTreeMap<String, Tensor> {
     let mut rng = SplitMix64(seed);
     weight_entries(spec)
         .into_iter()
@@ -216,7 +252,10 @@ pub fn glorot_weights(spec: &edge_seg_models::NetworkSpec, seed: u64, random_bia
                 } else {
                     (e.shape[0] * receptive, e.shape[1] * receptive)
                 };
-                let limit = (6.0 / (fan_in + fan_out) as f32).sqrt();
+                let limit = match init {
+                    WeightInit::Glorot => (6.0 / (fan_in + fan_out) as f32).sqrt(),
+                    WeightInit::He => (6.0 / fan_in as f32).sqrt(),
+                };
                 (0..n).map(|_| rng.symmetric() * limit).collect()
             } else if random_bias {
                 (0..n).map(|_| rng.symmetric() * 0.1).collect()
@@ -237,5 +276,41 @@ impl Checkpoint {
         let mut ckpt = Checkpoint { card, weights };
         ckpt.card.weights_sha256 = ckpt.weights_sha256();
         ckpt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each convolution's weights fill the scheme's uniform range: the
+    /// largest magnitude is close to the limit and never above it.
+    #[test]
+    fn weight_init_limits_follow_the_fans() {
+        let spec = edge_seg_models::NetworkSpec::paper(3);
+        let glorot = random_weights(&spec, 4, false, WeightInit::Glorot);
+        let he = random_weights(&spec, 4, false, WeightInit::He);
+        for e in weight_entries(&spec) {
+            if e.shape.len() != 5 || e.name.ends_with(".up.weight") {
+                continue;
+            }
+            let receptive: usize = e.shape[2..].iter().product();
+            let (fan_out, fan_in) = (e.shape[0] * receptive, e.shape[1] * receptive);
+            let max = |w: &Tensor| w.values.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (w, limit) in [
+                (&glorot[&e.name], (6.0 / (fan_in + fan_out) as f32).sqrt()),
+                (&he[&e.name], (6.0 / fan_in as f32).sqrt()),
+            ] {
+                let m = max(w);
+                assert!(m <= limit && m > 0.95 * limit, "{}: max {m}, limit {limit}", e.name);
+            }
+            assert!(he[&e.name].values.iter().all(|v| v.is_finite()));
+        }
+        assert_eq!(glorot_weights(&spec, 4, false), glorot);
+        for (name, t) in &he {
+            if t.shape.len() == 1 {
+                assert!(t.values.iter().all(|&v| v == 0.0), "{name}: biases start at zero");
+            }
+        }
     }
 }

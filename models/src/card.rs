@@ -165,8 +165,8 @@ pub enum CardError {
     Orientation(String),
     #[error("model card axis_order {0:?} is not supported (expected \"zyx\")")]
     AxisOrder(String),
-    #[error("model card tile input {input:?}: {source}")]
-    TileInput { input: [usize; 3], source: SpecError },
+    #[error("model card tile input {input:?}: {reason}")]
+    TileInput { input: [usize; 3], reason: SpecError },
     #[error("model card tile output {claimed:?} does not match the network's output {computed:?} for input {input:?}")]
     TileOutput {
         input: [usize; 3],
@@ -196,9 +196,9 @@ impl ModelCard {
     ) -> Result<ModelCard, CardError> {
         let output = network
             .output_shape(tile_input)
-            .map_err(|source| CardError::TileInput {
+            .map_err(|reason| CardError::TileInput {
                 input: tile_input,
-                source,
+                reason,
             })?;
         let card = ModelCard {
             format_version: CARD_FORMAT_VERSION,
@@ -278,9 +278,9 @@ impl ModelCard {
         let computed = self
             .network
             .output_shape(self.tile.input)
-            .map_err(|source| CardError::TileInput {
+            .map_err(|reason| CardError::TileInput {
                 input: self.tile.input,
-                source,
+                reason,
             })?;
         if computed != self.tile.output {
             return Err(CardError::TileOutput {
@@ -359,7 +359,12 @@ pub(crate) mod tests {
         assert!(err(few).contains("13 labels but the network has 14"));
         let mut tile = c.clone();
         tile.tile.input = [132, 133, 132];
-        assert!(err(tile).contains("133 is not legal"));
+        let message = err(tile.clone());
+        assert!(message.contains("133 is not legal"));
+        // The reason is part of the message, not also a chained source that
+        // error reporters would print a second time.
+        let e = tile.validate().unwrap_err();
+        assert!(std::error::Error::source(&e).is_none(), "{message}");
         let mut out = c.clone();
         out.tile.output = [40; 3];
         assert!(err(out).contains("does not match"));

@@ -16,6 +16,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
+use edge_seg_export::checkpoint::WeightInit;
 use edge_seg_export::Tensor as WeightTensor;
 use edge_seg_models::spec::{LayerKind, NetworkSpec, Padding, Upsampling};
 use edge_seg_models::weights::weight_entries;
@@ -275,6 +276,11 @@ impl ModuleMapper for Load<'_> {
 /// code uses), deterministic for `seed`.
 pub fn initial_weights(spec: &NetworkSpec, seed: u64) -> BTreeMap<String, WeightTensor> {
     edge_seg_export::checkpoint::glorot_weights(spec, seed, false)
+}
+
+/// Random weights scaled by `init` and zero biases, deterministic for `seed`.
+pub fn initial_weights_with(spec: &NetworkSpec, seed: u64, init: WeightInit) -> BTreeMap<String, WeightTensor> {
+    edge_seg_export::checkpoint::random_weights(spec, seed, false, init)
 }
 
 /// Every scheme name of `spec` (for checks).

@@ -107,7 +107,7 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
             Ok(r) => reports.push(r),
             Err(e) => {
                 failed += 1;
-                eprintln!("edge-seg: error: {e:#}");
+                eprintln!("edge-seg: error: {}", super::error_text::error_text(&e));
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The `edge-seg` command line: one module per subcommand.
 
 mod bench;
+pub mod error_text;
 mod infer;
 mod info;
 mod model_args;
@@ -43,7 +44,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("edge-seg: error: {e:#}");
+            eprintln!("edge-seg: error: {}", error_text::error_text(&e));
             ExitCode::FAILURE
         }
     }

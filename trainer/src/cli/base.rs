@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use edge_seg_export::checkpoint::WeightInit;
 use edge_seg_models::card::{Intensity, Modality};
 use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
 use edge_seg_models::Manifest;
@@ -83,9 +84,19 @@ pub struct TrainArgs {
     /// Fraction of patches centred on a foreground voxel.
     #[arg(long, default_value_t = 0.67)]
     pub foreground: f64,
+    /// Fraction of patches drawn from completely annotated cases, the only
+    /// ones that teach the masked loss what background is (0: every case
+    /// equally often).
+    #[arg(long, default_value_t = 0.0)]
+    pub complete_fraction: f64,
     /// Augmentation: none, standard (scaling + intensity) or full (also flips and rotations).
     #[arg(long, default_value = "standard")]
     pub augment: String,
+    /// Random initial weights: glorot (the paper's) or he (scaled by fan-in
+    /// only, which keeps the signal through deep ReLU stacks without
+    /// normalisation).
+    #[arg(long, default_value = "glorot")]
+    pub weight_init: String,
     /// Crop scans to the body before resampling.
     #[arg(long)]
     pub crop_body: bool,
@@ -252,6 +263,8 @@ pub fn train_config(
         manifest: manifest_path.to_path_buf(),
         task: task.to_string(),
         spec,
+        weight_init: WeightInit::parse(&a.weight_init)
+            .with_context(|| format!("--weight-init must be glorot or he, not {:?}", a.weight_init))?,
         spacing_mm: parse_spacing(&a.spacing)?,
         patch: [patch_edge; 3],
         modality,
@@ -278,6 +291,7 @@ pub fn train_config(
         val_every: a.val_every,
         seed: a.seed,
         foreground_fraction: a.foreground.clamp(0.0, 1.0),
+        complete_fraction: a.complete_fraction.clamp(0.0, 1.0),
         augmentation: augmentation(&a.augment)?,
         trainable,
         max_train_cases: None,

@@ -63,7 +63,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("edge-seg-train: error: {e:#}");
+            eprintln!(
+                "edge-seg-train: error: {}",
+                edge_seg_runtime::cli::error_text::error_text(&e)
+            );
             ExitCode::FAILURE
         }
     }

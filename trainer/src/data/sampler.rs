@@ -64,6 +64,10 @@ pub struct SamplerConfig {
     pub input: [usize; 3],
     pub output: [usize; 3],
     pub foreground_fraction: f64,
+    /// Fraction of patches drawn from completely annotated cases (the only
+    /// ones whose background the masked loss may teach); 0 draws every case
+    /// equally often. Ignored when no case, or every case, is complete.
+    pub complete_fraction: f64,
     /// Image value outside the volume (the intensity transform's background).
     pub pad_value: f32,
     pub augmentation: Augmentation,
@@ -168,7 +172,7 @@ impl<'a> Sampler<'a> {
 
     /// Draw one patch.
     pub fn sample(&mut self) -> Patch {
-        let case_index = self.rng.random_range(0..self.cases.len());
+        let case_index = self.pick_case();
         let case = &self.cases[case_index];
         let (nz, ny, nx) = case.image.dim();
         let fg = &self.foreground[case_index];
@@ -277,6 +281,20 @@ impl<'a> Sampler<'a> {
         }
     }
 
+    /// A random case: from the complete ones with probability
+    /// `complete_fraction` (when some but not all cases are complete), else
+    /// uniformly from all.
+    fn pick_case(&mut self) -> usize {
+        let f = self.config.complete_fraction;
+        if f > 0.0 {
+            let complete: Vec<usize> = (0..self.cases.len()).filter(|&i| self.cases[i].complete).collect();
+            if !complete.is_empty() && complete.len() < self.cases.len() && self.rng.random_bool(f.min(1.0)) {
+                return complete[self.rng.random_range(0..complete.len())];
+            }
+        }
+        self.rng.random_range(0..self.cases.len())
+    }
+
     /// Draw `size` patches as one batch.
     pub fn batch(&mut self, size: usize) -> Batch {
         let mut images = Vec::new();
@@ -368,9 +386,45 @@ mod tests {
             input: [20, 24, 28],
             output: [8, 12, 16],
             foreground_fraction: fg,
+            complete_fraction: 0.0,
             pad_value: -1.0,
             augmentation: aug,
             mirror_permutation: Some(vec![0, 1, 2, 3]),
+        }
+    }
+
+    #[test]
+    fn complete_cases_are_drawn_at_the_asked_fraction() {
+        let mut cases: Vec<PreparedCase> = (0..10).map(|_| planted()).collect();
+        cases[7].complete = true;
+        let draws = 2000;
+        let count = |fraction: f64| {
+            let mut cfg = config(0.5, Augmentation::none());
+            cfg.complete_fraction = fraction;
+            let mut sampler = Sampler::new(&cases, cfg, 3);
+            (0..draws).filter(|_| sampler.sample().case == 7).count() as f64 / draws as f64
+        };
+        // Uniform: 1 in 10. Asked 0.5: 0.5 + 0.5 × 1/10 = 0.55.
+        let uniform = count(0.0);
+        let boosted = count(0.5);
+        assert!(
+            (uniform - 0.1).abs() < 0.03,
+            "uniform draws hit the complete case {uniform}"
+        );
+        assert!(
+            (boosted - 0.55).abs() < 0.04,
+            "boosted draws hit the complete case {boosted}"
+        );
+        // Every case complete: the option changes nothing.
+        for c in &mut cases {
+            c.complete = true;
+        }
+        let mut cfg = config(0.5, Augmentation::none());
+        cfg.complete_fraction = 0.9;
+        let mut a = Sampler::new(&cases, cfg, 3);
+        let mut b = Sampler::new(&cases, config(0.5, Augmentation::none()), 3);
+        for _ in 0..20 {
+            assert_eq!(a.sample().case, b.sample().case);
         }
     }
 

@@ -72,6 +72,9 @@ pub struct TrainConfig {
     /// Task name written into the card (`base`, `esophagus`, ...).
     pub task: String,
     pub spec: NetworkSpec,
+    /// Scaling of random initial weights (when not starting from given weights).
+    #[serde(default)]
+    pub weight_init: edge_seg_export::checkpoint::WeightInit,
     /// Model spacing `[z, y, x]`, mm.
     pub spacing_mm: [f64; 3],
     /// Training patch (network input), `[z, y, x]`.
@@ -91,6 +94,10 @@ pub struct TrainConfig {
     pub val_every: u64,
     pub seed: u64,
     pub foreground_fraction: f64,
+    /// Fraction of patches drawn from completely annotated cases (0: all
+    /// cases equally often).
+    #[serde(default)]
+    pub complete_fraction: f64,
     pub augmentation: Augmentation,
     pub trainable: Trainable,
     /// Use at most this many training cases (all when `None`), chosen in

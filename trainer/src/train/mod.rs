@@ -40,7 +40,7 @@ pub use config::{OptimizerKind, Schedule, TrainConfig, Trainable};
 /// How a run starts when there is nothing to resume.
 #[derive(Clone, Debug)]
 pub enum Init {
-    /// Glorot-uniform weights from the config's seed.
+    /// Random weights from the config's seed, scaled by its `weight_init`.
     Random,
     /// Given weights (transfer from a base model).
     Weights(BTreeMap<String, WeightTensor>),
@@ -253,6 +253,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         input: cfg.patch,
         output,
         foreground_fraction: cfg.foreground_fraction,
+        complete_fraction: cfg.complete_fraction,
         pad_value: cfg.intensity.background_value(),
         augmentation: cfg.augmentation.clone(),
         mirror_permutation: left_right_permutation(&vocabulary),
@@ -272,7 +273,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         }
         _ => {
             let w = match init {
-                Init::Random => crate::unet::initial_weights(&cfg.spec, cfg.seed),
+                Init::Random => crate::unet::initial_weights_with(&cfg.spec, cfg.seed, cfg.weight_init),
                 Init::Weights(w) => w,
             };
             (w, optimizer(cfg.optimizer), 0)
