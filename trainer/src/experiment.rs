@@ -180,9 +180,11 @@ pub fn run_experiment(
                 } else {
                     Modality::CT
                 };
-                cfg.intensity = match cfg.modality {
-                    Modality::CT => edge_seg_models::card::Intensity::ct_default(),
-                    Modality::MR => edge_seg_models::card::Intensity::ZScore,
+                // CT tasks keep a window given on the command line.
+                cfg.intensity = match (cfg.modality, plan.config.intensity) {
+                    (Modality::CT, w @ edge_seg_models::card::Intensity::Window { .. }) => w,
+                    (Modality::CT, _) => edge_seg_models::card::Intensity::ct_default(),
+                    (Modality::MR, _) => edge_seg_models::card::Intensity::ZScore,
                 };
                 let tp = TransferPlan {
                     strategy,

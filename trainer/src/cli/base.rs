@@ -88,10 +88,15 @@ pub struct TrainArgs {
     /// ones that teach the masked loss what background is (0: every case
     /// equally often).
     #[arg(long, default_value_t = 0.0)]
-    pub complete_fraction: f64,
+    pub complete_patches: f64,
     /// Augmentation: none, standard (scaling + intensity) or full (also flips and rotations).
     #[arg(long, default_value = "standard")]
     pub augment: String,
+    /// CT intensity window in HU, `MIN,MAX`, rescaled to [-1, 1] (default
+    /// the paper's -500,400). A window that starts below lung (about -860
+    /// HU) tells lung and airway apart from the air around the body.
+    #[arg(long, allow_hyphen_values = true)]
+    pub window: Option<String>,
     /// Random initial weights: glorot (the paper's) or he (scaled by fan-in
     /// only, which keeps the signal through deep ReLU stacks without
     /// normalisation).
@@ -133,6 +138,23 @@ pub struct BaseArgs {
     pub init: Option<PathBuf>,
     #[command(flatten)]
     pub train: TrainArgs,
+}
+
+/// Parse `MIN,MAX` (HU) as a rescaling CT window.
+pub fn parse_window(s: &str) -> Result<Intensity> {
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|t| t.trim().parse::<f32>())
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("invalid --window {s:?}: expected MIN,MAX in HU"))?;
+    match v.as_slice() {
+        [min, max] if min.is_finite() && max.is_finite() && min < max => Ok(Intensity::Window {
+            min: *min,
+            max: *max,
+            rescale: true,
+        }),
+        _ => bail!("invalid --window {s:?}: expected MIN,MAX in HU with MIN < MAX"),
+    }
 }
 
 /// Parse `3` or `2.5,1,1` as a spacing `[z, y, x]`.
@@ -235,9 +257,11 @@ pub fn train_config(
         None => network_spec(&a.network, classes)?,
     };
     let modality = manifest.cases.first().map(|c| c.modality).unwrap_or(Modality::CT);
-    let intensity = match modality {
-        Modality::CT => Intensity::ct_default(),
-        Modality::MR => Intensity::ZScore,
+    let intensity = match (modality, &a.window) {
+        (Modality::CT, None) => Intensity::ct_default(),
+        (Modality::CT, Some(w)) => parse_window(w)?,
+        (Modality::MR, None) => Intensity::ZScore,
+        (Modality::MR, Some(_)) => bail!("--window applies to CT; this data set is MR (z-score normalised)"),
     };
     let patch_edge = match a.patch {
         Some(p) => {
@@ -291,7 +315,7 @@ pub fn train_config(
         val_every: a.val_every,
         seed: a.seed,
         foreground_fraction: a.foreground.clamp(0.0, 1.0),
-        complete_fraction: a.complete_fraction.clamp(0.0, 1.0),
+        complete_patches: a.complete_patches.clamp(0.0, 1.0),
         augmentation: augmentation(&a.augment)?,
         trainable,
         max_train_cases: None,
@@ -336,4 +360,25 @@ pub fn run(a: &BaseArgs) -> Result<()> {
         o.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_window("-1000,400").unwrap(),
+            Intensity::Window {
+                min: -1000.0,
+                max: 400.0,
+                rescale: true
+            }
+        );
+        for bad in ["400,-1000", "-500", "a,b", "-500,400,3", "nan,4"] {
+            let e = parse_window(bad).unwrap_err().to_string();
+            assert!(e.contains("--window"), "{bad}: {e}");
+        }
+    }
 }

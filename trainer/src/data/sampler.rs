@@ -67,7 +67,7 @@ pub struct SamplerConfig {
     /// Fraction of patches drawn from completely annotated cases (the only
     /// ones whose background the masked loss may teach); 0 draws every case
     /// equally often. Ignored when no case, or every case, is complete.
-    pub complete_fraction: f64,
+    pub complete_patches: f64,
     /// Image value outside the volume (the intensity transform's background).
     pub pad_value: f32,
     pub augmentation: Augmentation,
@@ -282,10 +282,10 @@ impl<'a> Sampler<'a> {
     }
 
     /// A random case: from the complete ones with probability
-    /// `complete_fraction` (when some but not all cases are complete), else
+    /// `complete_patches` (when some but not all cases are complete), else
     /// uniformly from all.
     fn pick_case(&mut self) -> usize {
-        let f = self.config.complete_fraction;
+        let f = self.config.complete_patches;
         if f > 0.0 {
             let complete: Vec<usize> = (0..self.cases.len()).filter(|&i| self.cases[i].complete).collect();
             if !complete.is_empty() && complete.len() < self.cases.len() && self.rng.random_bool(f.min(1.0)) {
@@ -386,7 +386,7 @@ mod tests {
             input: [20, 24, 28],
             output: [8, 12, 16],
             foreground_fraction: fg,
-            complete_fraction: 0.0,
+            complete_patches: 0.0,
             pad_value: -1.0,
             augmentation: aug,
             mirror_permutation: Some(vec![0, 1, 2, 3]),
@@ -400,7 +400,7 @@ mod tests {
         let draws = 2000;
         let count = |fraction: f64| {
             let mut cfg = config(0.5, Augmentation::none());
-            cfg.complete_fraction = fraction;
+            cfg.complete_patches = fraction;
             let mut sampler = Sampler::new(&cases, cfg, 3);
             (0..draws).filter(|_| sampler.sample().case == 7).count() as f64 / draws as f64
         };
@@ -420,7 +420,7 @@ mod tests {
             c.complete = true;
         }
         let mut cfg = config(0.5, Augmentation::none());
-        cfg.complete_fraction = 0.9;
+        cfg.complete_patches = 0.9;
         let mut a = Sampler::new(&cases, cfg, 3);
         let mut b = Sampler::new(&cases, config(0.5, Augmentation::none()), 3);
         for _ in 0..20 {

@@ -97,7 +97,7 @@ pub struct TrainConfig {
     /// Fraction of patches drawn from completely annotated cases (0: all
     /// cases equally often).
     #[serde(default)]
-    pub complete_fraction: f64,
+    pub complete_patches: f64,
     pub augmentation: Augmentation,
     pub trainable: Trainable,
     /// Use at most this many training cases (all when `None`), chosen in

@@ -253,7 +253,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         input: cfg.patch,
         output,
         foreground_fraction: cfg.foreground_fraction,
-        complete_fraction: cfg.complete_fraction,
+        complete_patches: cfg.complete_patches,
         pad_value: cfg.intensity.background_value(),
         augmentation: cfg.augmentation.clone(),
         mirror_permutation: left_right_permutation(&vocabulary),
