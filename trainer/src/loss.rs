@@ -43,16 +43,27 @@ impl LossKind {
     }
 }
 
-/// Relative weights of the two terms.
+/// Relative weights of the two terms, and which classes the Dice term of
+/// `naive` and `masked` averages over.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LossWeights {
     pub dice: f32,
     pub ce: f32,
+    /// Average the Dice term only over annotated classes that occur in the
+    /// patch. By default an annotated class absent from the patch counts
+    /// too, with soft Dice 1 / (1 + Σp): it pushes that class's probability
+    /// towards zero in every voxel of the patch.
+    #[serde(default)]
+    pub dice_present_only: bool,
 }
 
 impl Default for LossWeights {
     fn default() -> Self {
-        LossWeights { dice: 1.0, ce: 1.0 }
+        LossWeights {
+            dice: 1.0,
+            ce: 1.0,
+            dice_present_only: false,
+        }
     }
 }
 
@@ -132,11 +143,12 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             let mut wdice = vec![0f32; b * c];
             let mut images = 0usize;
             for i in 0..b {
-                let n = annotated[i].iter().filter(|&&a| a).count();
+                let counts = |k: usize| annotated[i][k] && (!w.dice_present_only || ysum[i * c + k] > 0.0);
+                let n = (0..c).filter(|&k| counts(k)).count();
                 if n > 0 {
                     images += 1;
                     for k in 0..c {
-                        if annotated[i][k] {
+                        if counts(k) {
                             wdice[i * c + k] = 1.0 / n as f32;
                         }
                     }
@@ -273,6 +285,28 @@ mod tests {
         close(scalar(parts.dice), dice);
         close(scalar(parts.ce), ce);
         close(scalar(parts.total), dice + ce);
+    }
+
+    #[test]
+    fn present_only_dice_skips_absent_annotated_classes() {
+        // Classes 1 and 2 annotated, only class 1 occurs in the patch.
+        let p = [[0.2, 0.7, 0.1], [0.5, 0.1, 0.4]];
+        let t = labels([1, 0], vec![1, 2], false);
+        let both = loss(LossKind::Masked, logits_from_probs(p), &t, LossWeights::default());
+        let present = LossWeights {
+            dice_present_only: true,
+            ..LossWeights::default()
+        };
+        let one = loss(LossKind::Masked, logits_from_probs(p), &t, present);
+        let d1 = 1.0 - (2.0 * 0.7 + 1.0) / (0.8 + 1.0 + 1.0);
+        let d2 = 1.0 - 1.0 / (0.5 + 0.0 + 1.0);
+        close(scalar(both.dice), (d1 + d2) / 2.0);
+        close(scalar(one.dice), d1);
+        // Nothing annotated is present: no Dice term, no division by zero.
+        let none = labels([0, 0], vec![1, 2], false);
+        let parts = loss(LossKind::Masked, logits_from_probs(p), &none, present);
+        close(scalar(parts.dice), 0.0);
+        assert!(scalar(parts.total).is_finite());
     }
 
     #[test]

@@ -56,6 +56,11 @@ pub struct TrainArgs {
     pub dice_weight: f32,
     #[arg(long, default_value_t = 1.0)]
     pub ce_weight: f32,
+    /// naive and masked: average the Dice term only over annotated classes
+    /// present in the patch (by default an absent annotated class counts
+    /// too, pushing its probability towards zero everywhere in the patch).
+    #[arg(long)]
+    pub dice_present_only: bool,
     #[arg(long, default_value_t = 2000)]
     pub iterations: u64,
     #[arg(long, default_value_t = 2)]
@@ -299,6 +304,7 @@ pub fn train_config(
         loss_weights: LossWeights {
             dice: a.dice_weight,
             ce: a.ce_weight,
+            dice_present_only: a.dice_present_only,
         },
         iterations: a.iterations,
         batch: a.batch.max(1),
