@@ -275,7 +275,7 @@ impl ModuleMapper for Load<'_> {
 /// Glorot-uniform weights and zero biases (the Keras defaults the paper's
 /// code uses), deterministic for `seed`.
 pub fn initial_weights(spec: &NetworkSpec, seed: u64) -> BTreeMap<String, WeightTensor> {
-    edge_seg_export::checkpoint::glorot_weights(spec, seed, false)
+    initial_weights_with(spec, seed, WeightInit::Glorot)
 }
 
 /// Random weights scaled by `init` and zero biases, deterministic for `seed`.

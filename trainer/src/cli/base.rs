@@ -145,13 +145,14 @@ pub struct BaseArgs {
     pub train: TrainArgs,
 }
 
+/// Comma-separated numbers, e.g. `2.5,1,1`.
+fn comma_numbers<T: std::str::FromStr>(s: &str) -> std::result::Result<Vec<T>, T::Err> {
+    s.split(',').map(|t| t.trim().parse::<T>()).collect()
+}
+
 /// Parse `MIN,MAX` (HU) as a rescaling CT window.
 pub fn parse_window(s: &str) -> Result<Intensity> {
-    let v: Vec<f32> = s
-        .split(',')
-        .map(|t| t.trim().parse::<f32>())
-        .collect::<std::result::Result<_, _>>()
-        .with_context(|| format!("invalid --window {s:?}: expected MIN,MAX in HU"))?;
+    let v: Vec<f32> = comma_numbers(s).with_context(|| format!("invalid --window {s:?}: expected MIN,MAX in HU"))?;
     match v.as_slice() {
         [min, max] if min.is_finite() && max.is_finite() && min < max => Ok(Intensity::Window {
             min: *min,
@@ -164,11 +165,7 @@ pub fn parse_window(s: &str) -> Result<Intensity> {
 
 /// Parse `3` or `2.5,1,1` as a spacing `[z, y, x]`.
 pub fn parse_spacing(s: &str) -> Result<[f64; 3]> {
-    let v: Vec<f64> = s
-        .split(',')
-        .map(|t| t.trim().parse::<f64>())
-        .collect::<std::result::Result<_, _>>()
-        .with_context(|| format!("invalid spacing {s:?}"))?;
+    let v: Vec<f64> = comma_numbers(s).with_context(|| format!("invalid spacing {s:?}"))?;
     let sp = match v.as_slice() {
         [a] => [*a; 3],
         [z, y, x] => [*z, *y, *x],

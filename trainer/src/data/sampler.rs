@@ -105,6 +105,8 @@ pub struct Sampler<'a> {
     config: SamplerConfig,
     /// Per case, per annotated class present: linear voxel indices.
     foreground: Vec<Vec<Vec<u32>>>,
+    /// Indices of the completely annotated cases.
+    complete: Vec<usize>,
     rng: ChaCha8Rng,
     seed: u64,
 }
@@ -144,10 +146,12 @@ impl<'a> Sampler<'a> {
                     .collect()
             })
             .collect();
+        let complete = (0..cases.len()).filter(|&i| cases[i].complete).collect();
         Sampler {
             cases,
             config,
             foreground,
+            complete,
             rng: ChaCha8Rng::seed_from_u64(seed),
             seed,
         }
@@ -286,11 +290,9 @@ impl<'a> Sampler<'a> {
     /// uniformly from all.
     fn pick_case(&mut self) -> usize {
         let f = self.config.complete_patches;
-        if f > 0.0 {
-            let complete: Vec<usize> = (0..self.cases.len()).filter(|&i| self.cases[i].complete).collect();
-            if !complete.is_empty() && complete.len() < self.cases.len() && self.rng.random_bool(f.min(1.0)) {
-                return complete[self.rng.random_range(0..complete.len())];
-            }
+        let complete = &self.complete;
+        if f > 0.0 && !complete.is_empty() && complete.len() < self.cases.len() && self.rng.random_bool(f.min(1.0)) {
+            return complete[self.rng.random_range(0..complete.len())];
         }
         self.rng.random_range(0..self.cases.len())
     }
