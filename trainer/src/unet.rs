@@ -34,6 +34,15 @@ pub struct DecBlock {
     pub conv1: Conv3d,
 }
 
+/// How many output channels of one convolution are active on a batch.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LiveChannels {
+    /// Scheme name, e.g. `dec2.conv0`.
+    pub layer: String,
+    pub live: usize,
+    pub channels: usize,
+}
+
 /// The network. `enc[l]` is encoder level `l` (the last is the bottleneck);
 /// `dec[l]` is the decoder level that outputs at level `l`'s resolution.
 #[derive(Module, Debug)]
@@ -142,11 +151,42 @@ impl UNet {
 
     /// Class scores before softmax, `[B, C, d, h, w]`.
     pub fn forward_logits(&self, x: Tensor<5>) -> Tensor<5> {
+        self.forward_observed(x, |_, _| {})
+    }
+
+    /// For each 3x3x3 convolution, in forward order: its name and how many
+    /// of its output channels are positive (after ReLU) somewhere in the
+    /// batch `x`. A channel that is zero everywhere passes no gradient back;
+    /// a layer with no live channel cuts off every layer that feeds only it.
+    pub fn live_channels(&self, x: Tensor<5>) -> Vec<LiveChannels> {
+        let mut out = Vec::new();
+        self.forward_observed(x, |name, y| {
+            let [b, c, d, h, w] = y.dims();
+            let max = y.clone().swap_dims(0, 1).reshape([c, b * d * h * w]).max_dim(1);
+            let max: Vec<f32> = max.into_data().try_to_vec_as::<f32>().unwrap_or_default();
+            out.push(LiveChannels {
+                layer: name,
+                live: max.iter().filter(|&&v| v > 0.0).count(),
+                channels: c,
+            });
+        });
+        out
+    }
+
+    /// The forward pass, showing `observe` each convolution's output after
+    /// its ReLU (with the layer's scheme name).
+    fn forward_observed(&self, x: Tensor<5>, mut observe: impl FnMut(String, &Tensor<5>)) -> Tensor<5> {
+        let mut conv_relu = |conv: &Conv3d, x: Tensor<5>, name: String| {
+            let y = relu(conv.forward(x));
+            observe(name, &y);
+            y
+        };
         let mut x = x;
         let mut skips = Vec::new();
         let last = self.enc.len() - 1;
         for (l, block) in self.enc.iter().enumerate() {
-            x = relu(block.conv1.forward(relu(block.conv0.forward(x))));
+            x = conv_relu(&block.conv0, x, format!("enc{l}.conv0"));
+            x = conv_relu(&block.conv1, x, format!("enc{l}.conv1"));
             if l < last {
                 skips.push(x.clone());
                 x = max_pool2(x);
@@ -161,7 +201,8 @@ impl UNet {
             let [_, _, d, h, w] = up.dims();
             let skip = centre_crop(skips[l].clone(), [d, h, w]);
             x = Tensor::cat(vec![up, skip], 1);
-            x = relu(block.conv1.forward(relu(block.conv0.forward(x))));
+            x = conv_relu(&block.conv0, x, format!("dec{l}.conv0"));
+            x = conv_relu(&block.conv1, x, format!("dec{l}.conv1"));
         }
         self.head.forward(x)
     }
@@ -365,6 +406,52 @@ mod tests {
         let w = edge_seg_export::checkpoint::glorot_weights(&spec, 5, true);
         let model = UNet::new(&spec, &w, &Device::flex()).unwrap();
         assert_eq!(model.weights(), w);
+    }
+
+    #[test]
+    fn live_channels_finds_a_dead_layer() {
+        let device = Device::flex();
+        let spec = tiny(3, Padding::Same, Upsampling::Nearest);
+        let mut w = initial_weights(&spec, 3);
+        // Every unit of enc1.conv1 below zero for any input in [-1, 1].
+        w.get_mut("enc1.conv1.bias")
+            .unwrap()
+            .values
+            .iter_mut()
+            .for_each(|b| *b = -1e6);
+        let model = UNet::new(&spec, &w, &device).unwrap();
+        let n = 16 * 16 * 16;
+        let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
+        let x = Tensor::<5>::from_data(TensorData::new(v, [1, 1, 16, 16, 16]), &device);
+        let live = model.live_channels(x.clone());
+        let conv3: Vec<(String, usize)> = spec
+            .layers()
+            .into_iter()
+            .filter_map(|l| match l.kind {
+                LayerKind::Conv3 { cout, .. } => Some((l.name, cout)),
+                _ => None,
+            })
+            .collect();
+        let mut names: Vec<(String, usize)> = live.iter().map(|l| (l.layer.clone(), l.channels)).collect();
+        names.sort();
+        let mut expected = conv3.clone();
+        expected.sort();
+        assert_eq!(names, expected);
+        let of = |name: &str| live.iter().find(|l| l.layer == name).unwrap().live;
+        assert_eq!(of("enc1.conv1"), 0);
+        assert!(of("enc0.conv0") > 0, "{live:?}");
+        // Observing does not change the result.
+        let a: Vec<f32> = model
+            .forward_logits(x.clone())
+            .into_data()
+            .try_to_vec_as::<f32>()
+            .unwrap();
+        let b: Vec<f32> = model
+            .forward_observed(x, |_, _| {})
+            .into_data()
+            .try_to_vec_as::<f32>()
+            .unwrap();
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::data::{prepare_cases, Dataset, PreparedCase, Sampler, SamplerConfig};
 use crate::loss::{loss, BatchLabels};
 use crate::metrics::dice;
 use crate::predict::segment_image;
-use crate::unet::UNet;
+use crate::unet::{LiveChannels, UNet};
 pub use checkpoint::{read_state, recover, write_checkpoint, TrainState, OPTIMIZER_FILE};
 pub use config::{OptimizerKind, Schedule, TrainConfig, Trainable};
 
@@ -153,6 +153,21 @@ pub fn card_for(
         loss: Some(cfg.loss.name().to_string()),
     };
     Ok(card)
+}
+
+/// A warning when some convolution has no active channel on a batch: its
+/// ReLUs pass no gradient, so every layer that reaches the output only
+/// through it has stopped learning.
+pub fn dead_layer_warning(live: &[LiveChannels]) -> Option<String> {
+    let dead: Vec<&str> = live.iter().filter(|l| l.live == 0).map(|l| l.layer.as_str()).collect();
+    if dead.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "no channel of {} is active on the last training batch, so the layers behind it get no gradient \
+         (dead ReLUs); a lower --lr or --weight-init he may avoid this",
+        dead.join(", ")
+    ))
 }
 
 /// Mean Dice over the foreground classes annotated in each validation case.
@@ -306,6 +321,10 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         let lr = cfg.schedule.rate(cfg.lr, it, cfg.iterations, cfg.warmup);
         let batch = sampler.batch(cfg.batch);
         let [pz, py, px] = cfg.patch;
+        let done = it + 1;
+        let validate_now = (cfg.val_every > 0 && done % cfg.val_every == 0) || done == cfg.iterations;
+        // Kept for the live-channel check after this step.
+        let probe = validate_now.then(|| batch.images.clone());
         let x = Tensor::<5>::from_data(TensorData::new(batch.images, [cfg.batch, 1, pz, py, px]), &ad);
         let targets = BatchLabels {
             labels: batch.labels,
@@ -339,7 +358,6 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
             "{}",
             json!({"iteration": it + 1, "loss": total, "dice_term": dice_term, "ce_term": ce_term, "lr": lr, "seconds": elapsed})
         )?;
-        let done = it + 1;
         bar.set_position(done);
         let rate = (done - start) as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_message(format!(
@@ -348,7 +366,6 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
             best.map(|b| format!("{b:.3}")).unwrap_or_else(|| "-".into()),
             rate
         ));
-        let validate_now = (cfg.val_every > 0 && done % cfg.val_every == 0) || done == cfg.iterations;
         if validate_now || Some(done) == opts.stop_after.map(|n| start + n) {
             let eval_model = model.valid();
             let val = if validate_now && !val_cases.is_empty() {
@@ -363,6 +380,14 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
                     json!({"iteration": done, "val_dice": v.mean_dice, "val_dice_per_class": v.per_class, "seconds": elapsed})
                 )?;
                 bar.println(format!("iteration {done}: validation Dice {:.4}", v.mean_dice));
+            }
+            if let Some(images) = probe {
+                let x = Tensor::<5>::from_data(TensorData::new(images, [cfg.batch, 1, pz, py, px]), device);
+                let live = eval_model.live_channels(x);
+                writeln!(metrics, "{}", json!({"iteration": done, "live_channels": live}))?;
+                if let Some(warning) = dead_layer_warning(&live) {
+                    bar.println(format!("iteration {done}: warning: {warning}"));
+                }
             }
             metrics.flush()?;
             metrics.sync_all()?;
@@ -416,4 +441,25 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         final_loss: last_loss,
         out: out.to_path_buf(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_layer_warning_names_only_dead_layers() {
+        let layer = |name: &str, live| LiveChannels {
+            layer: name.into(),
+            live,
+            channels: 8,
+        };
+        assert_eq!(
+            dead_layer_warning(&[layer("enc0.conv0", 3), layer("dec0.conv1", 8)]),
+            None
+        );
+        let w = dead_layer_warning(&[layer("enc0.conv0", 3), layer("enc2.conv1", 0), layer("dec2.conv0", 0)]).unwrap();
+        assert!(w.contains("enc2.conv1, dec2.conv0"), "{w}");
+        assert!(!w.contains("enc0.conv0"), "{w}");
+    }
 }
