@@ -163,7 +163,7 @@ impl UNet {
         self.forward_observed(x, |name, y| {
             let [b, c, d, h, w] = y.dims();
             let max = y.clone().swap_dims(0, 1).reshape([c, b * d * h * w]).max_dim(1);
-            let max: Vec<f32> = max.into_data().try_to_vec_as::<f32>().unwrap_or_default();
+            let max: Vec<f32> = max.into_data().try_to_vec_as::<f32>().expect("float tensor data");
             out.push(LiveChannels {
                 layer: name,
                 live: max.iter().filter(|&&v| v > 0.0).count(),
