@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# Training step on the CPU: burn (Flex, `edge-seg-train bench`) vs PyTorch
-# on the same spec, patch and batch (forward + backward + Adam): seconds
-# per step, output voxels/s, and the ratio burn/PyTorch.
+# Training step: burn (`edge-seg-train bench`) vs PyTorch on the same spec,
+# patch and batch (forward + backward + Adam): seconds per step, output
+# voxels/s, and the ratio burn/PyTorch.
 #   scripts/bench/train_step.sh [--padding same --plan doubling ...] (spec options of edge-seg-train bench)
-# Environment: PATCH (default 48), BATCH (2), STEPS (3), THREADS (all cores).
+# Environment: PATCH (default 48), BATCH (2), STEPS (3), THREADS (all cores);
+# DEVICE: burn's device (cpu, or wgpu with a trainer built with `--features
+# wgpu`), TORCH_DEVICE: PyTorch's (cpu, or cuda; default cuda when DEVICE
+# is not cpu); EDGE_SEG_BIN: a folder with a built edge-seg-train (skips the
+# build), PY: a Python with torch (skips the benchmark venv).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/bench/venv.sh numpy torch
-cargo build --release --workspace --bins -q
+DEVICE="${DEVICE:-cpu}"
+[ "$DEVICE" = cpu ] && TORCH_DEVICE="${TORCH_DEVICE:-cpu}" || TORCH_DEVICE="${TORCH_DEVICE:-cuda}"
+[ -n "${PY:-}" ] || source scripts/bench/venv.sh numpy torch
+BIN=${EDGE_SEG_BIN:-target/release}
+[ -n "${EDGE_SEG_BIN:-}" ] || cargo build --release --workspace --bins -q
 PATCH="${PATCH:-48}"; BATCH="${BATCH:-2}"; STEPS="${STEPS:-3}"; THREADS="${THREADS:-$(nproc)}"
 WORK="${TMPDIR:-/tmp}/edge-seg-bench"; mkdir -p "$WORK"
-burn=$(target/release/edge-seg-train bench "$@" --patch "$PATCH" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS" --json)
+burn=$($BIN/edge-seg-train bench "$@" --patch "$PATCH" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS" --device "$DEVICE" --json)
 echo "$burn" | $PY -c "import json,sys; json.dump(json.load(sys.stdin)['spec'], open('$WORK/spec.json','w'))"
-torch=$($PY scripts/bench/train_step_torch.py "$WORK/spec.json" "$PATCH" "$BATCH" "$STEPS" "$THREADS")
+torch=$($PY scripts/bench/train_step_torch.py "$WORK/spec.json" "$PATCH" "$BATCH" "$STEPS" "$THREADS" "$TORCH_DEVICE")
 $PY - "$burn" "$torch" <<'PYEOF'
 import json, sys
 b, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 s = b["spec"]
 print(f"spec: {s['levels']} levels, {s['base_filters']} filters, {s['channel_plan']}, {s['padding']}; patch {b['patch']}, batch {b['batch']}")
 print(f"{'':<10} {'s/step':>8} {'out vox/s':>12}")
-print(f"{'burn':<10} {b['seconds_per_step']:>8.3f} {b['output_voxels_per_second']:>12.0f}")
-print(f"{'pytorch':<10} {t['seconds_per_step']:>8.3f} {t['output_voxels_per_second']:>12.0f}  (torch {t['torch']}, {t['threads']} threads)")
+print(f"{'burn':<10} {b['seconds_per_step']:>8.3f} {b['output_voxels_per_second']:>12.0f}  ({b['device']})")
+print(f"{'pytorch':<10} {t['seconds_per_step']:>8.3f} {t['output_voxels_per_second']:>12.0f}  (torch {t['torch']}, {t['device']}, {t['threads']} threads)")
 print(f"ratio burn/pytorch (time per step): {b['seconds_per_step'] / t['seconds_per_step']:.2f}")
 PYEOF

@@ -1,7 +1,9 @@
 """One training step (forward + backward + Adam) of an edge-seg NetworkSpec
-in PyTorch on the CPU, for comparison with `edge-seg-train bench`.
+in PyTorch, for comparison with `edge-seg-train bench`.
 
-    python train_step_torch.py SPEC.json PATCH BATCH STEPS THREADS
+    python train_step_torch.py SPEC.json PATCH BATCH STEPS THREADS [DEVICE]
+
+DEVICE is `cpu` (default) or `cuda`.
 """
 import json
 import sys
@@ -13,6 +15,7 @@ import torch.nn.functional as F
 
 spec = json.load(open(sys.argv[1]))
 patch, batch, steps, threads = (int(a) for a in sys.argv[2:6])
+device = torch.device(sys.argv[6] if len(sys.argv) > 6 else "cpu")
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 pad = 1 if spec["padding"] == "same" else 0
@@ -63,12 +66,12 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-model = UNet()
+model = UNet().to(device)
 opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-x = torch.rand(batch, 1, patch, patch, patch) * 2 - 1
+x = torch.rand(batch, 1, patch, patch, patch, device=device) * 2 - 1
 with torch.no_grad():
     out_shape = model(x[:1]).shape[2:]
-y = torch.randint(0, spec["classes"], (batch, *out_shape))
+y = torch.randint(0, spec["classes"], (batch, *out_shape), device=device)
 
 
 def step():
@@ -83,10 +86,18 @@ def step():
     opt.step()
 
 
+def sync():
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 step()
+sync()
 t = time.perf_counter()
 for _ in range(steps):
     step()
+sync()
 per = (time.perf_counter() - t) / steps
 vox = batch * int(torch.tensor(out_shape).prod())
-print(json.dumps({"seconds_per_step": per, "output_voxels_per_second": vox / per, "threads": threads, "torch": torch.__version__}))
+print(json.dumps({"seconds_per_step": per, "output_voxels_per_second": vox / per, "threads": threads, "torch": torch.__version__,
+                  "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}))

@@ -322,65 +322,64 @@ pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
 /// One panel per task: mean Dice against training-set size, one line per strategy.
 fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
     let panels = tasks.len().max(1);
-    let root = BitMapBackend::new(png, (480 * panels as u32, 400)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let areas = root.split_evenly((1, panels));
-    let colours = [RGBColor(200, 60, 60), RGBColor(60, 120, 200), RGBColor(40, 160, 80)];
-    for (area, task) in areas.iter().zip(tasks) {
-        let sizes: Vec<usize> = all
-            .iter()
-            .filter(|r| &r.task == task)
-            .map(|r| r.size)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let max_size = *sizes.last().unwrap_or(&1) as f64;
-        let mut chart = ChartBuilder::on(area)
-            .caption(task, ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0f64..max_size + 1.0, 0f64..1f64)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("training scans")
-            .y_desc("test Dice")
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        for (s, colour) in ["scratch", "vanilla", "finetune"].iter().zip(colours) {
-            let points: Vec<(f64, f64)> = sizes
+    crate::figure::write_png(png, (480 * panels as u32, 400), |root| {
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let areas = root.split_evenly((1, panels));
+        let colours = [RGBColor(200, 60, 60), RGBColor(60, 120, 200), RGBColor(40, 160, 80)];
+        for (area, task) in areas.iter().zip(tasks) {
+            let sizes: Vec<usize> = all
                 .iter()
-                .filter_map(|&n| {
-                    let v: Vec<f64> = all
-                        .iter()
-                        .filter(|r| &r.task == task && r.size == n && r.strategy == *s)
-                        .map(|r| r.dice)
-                        .collect();
-                    (!v.is_empty()).then(|| (n as f64, mean_std(&v).0))
-                })
+                .filter(|r| &r.task == task)
+                .map(|r| r.size)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
                 .collect();
-            if points.is_empty() {
-                continue;
+            let max_size = *sizes.last().unwrap_or(&1) as f64;
+            let mut chart = ChartBuilder::on(area)
+                .caption(task, ("sans-serif", 20))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(45)
+                .build_cartesian_2d(0f64..max_size + 1.0, 0f64..1f64)
+                .map_err(|e| anyhow!("{e}"))?;
+            chart
+                .configure_mesh()
+                .x_desc("training scans")
+                .y_desc("test Dice")
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
+            for (s, colour) in ["scratch", "vanilla", "finetune"].iter().zip(colours) {
+                let points: Vec<(f64, f64)> = sizes
+                    .iter()
+                    .filter_map(|&n| {
+                        let v: Vec<f64> = all
+                            .iter()
+                            .filter(|r| &r.task == task && r.size == n && r.strategy == *s)
+                            .map(|r| r.dice)
+                            .collect();
+                        (!v.is_empty()).then(|| (n as f64, mean_std(&v).0))
+                    })
+                    .collect();
+                if points.is_empty() {
+                    continue;
+                }
+                chart
+                    .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                    .map_err(|e| anyhow!("{e}"))?
+                    .label(*s)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+                    .map_err(|e| anyhow!("{e}"))?;
             }
             chart
-                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-                .map_err(|e| anyhow!("{e}"))?
-                .label(*s)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
-            chart
-                .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
                 .map_err(|e| anyhow!("{e}"))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-    }
-    root.present()
-        .map_err(|e| anyhow!("cannot write {}: {e}", png.display()))?;
-    Ok(())
+        Ok(())
+    })
 }

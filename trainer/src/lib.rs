@@ -16,6 +16,7 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod experiment;
+pub mod figure;
 pub mod loss;
 pub mod metrics;
 pub mod phantom;

@@ -5,11 +5,13 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use edge_seg_models::manifest::{Case, Split};
 use edge_seg_runtime::preprocess::{preprocess, PreprocessSpec};
 use ndarray::Array3;
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::dataset::Dataset;
@@ -115,7 +117,7 @@ pub fn prepare_cases(
     spec: &PreprocessSpec,
     cache_dir: &Path,
     splits: &[Split],
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(usize, usize) + Send,
 ) -> Result<Vec<PreparedCase>> {
     if ds.manifest.vocabulary.len() > 256 {
         bail!(
@@ -124,36 +126,51 @@ pub fn prepare_cases(
         );
     }
     let cases: Vec<&Case> = ds.manifest.cases.iter().filter(|c| splits.contains(&c.split)).collect();
-    let mut out = Vec::with_capacity(cases.len());
-    for (n, case) in cases.iter().enumerate() {
-        progress(n, cases.len());
-        let key = cache_key(ds, case, spec);
-        let path = cache_path(cache_dir, case, &key);
-        let (image, labels, spacing) = match read_cache(&path) {
-            Ok(c) => c,
-            Err(_) => {
-                let (vol, labels) = ds.read_case(case)?;
-                let image_path = ds.resolve(&case.image);
-                let pre = preprocess(&vol, &image_path, spec)?;
-                let labels = match labels {
-                    Some(l) => pre.labels_to_model(&l).mapv(|v| v as u8),
-                    None => Array3::zeros(pre.data.dim()),
-                };
-                std::fs::create_dir_all(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
-                write_cache(&path, &pre.data, &labels, pre.spacing_zyx)?;
-                (pre.data, labels, pre.spacing_zyx)
-            }
-        };
-        out.push(PreparedCase {
-            id: case.id.clone(),
-            split: case.split,
-            image,
-            labels,
-            annotated: ds.manifest.annotated_indices(case),
-            complete: ds.manifest.is_complete(case),
-            spacing_zyx: spacing,
-        });
-    }
-    progress(cases.len(), cases.len());
+    // Cases are read, resampled and cached in parallel (each one's gzip
+    // decoding is single-threaded); the result keeps the manifest's order.
+    let total = cases.len();
+    progress(0, total);
+    let progress = Mutex::new((0usize, progress));
+    let out = cases
+        .par_iter()
+        .map(|case| {
+            let prepared = prepare_case(ds, spec, cache_dir, case);
+            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+            p.0 += 1;
+            let done = p.0;
+            (p.1)(done, total);
+            prepared
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(out)
+}
+
+/// One case from its cache file, or read, preprocessed and cached.
+fn prepare_case(ds: &Dataset, spec: &PreprocessSpec, cache_dir: &Path, case: &Case) -> Result<PreparedCase> {
+    let key = cache_key(ds, case, spec);
+    let path = cache_path(cache_dir, case, &key);
+    let (image, labels, spacing) = match read_cache(&path) {
+        Ok(c) => c,
+        Err(_) => {
+            let (vol, labels) = ds.read_case(case)?;
+            let image_path = ds.resolve(&case.image);
+            let pre = preprocess(&vol, &image_path, spec)?;
+            let labels = match labels {
+                Some(l) => pre.labels_to_model(&l).mapv(|v| v as u8),
+                None => Array3::zeros(pre.data.dim()),
+            };
+            std::fs::create_dir_all(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
+            write_cache(&path, &pre.data, &labels, pre.spacing_zyx)?;
+            (pre.data, labels, pre.spacing_zyx)
+        }
+    };
+    Ok(PreparedCase {
+        id: case.id.clone(),
+        split: case.split,
+        image,
+        labels,
+        annotated: ds.manifest.annotated_indices(case),
+        complete: ds.manifest.is_complete(case),
+        spacing_zyx: spacing,
+    })
 }

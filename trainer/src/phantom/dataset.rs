@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use edge_seg_models::card::Modality;
@@ -16,6 +17,7 @@ use edge_seg_runtime::volume::{header_for, write_i16, write_labels};
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde_json::json;
 
 use super::anatomy::Anatomy;
@@ -198,7 +200,7 @@ fn source_label_map(r: &Rendered, grid: &Grid, source: &SourceSpec) -> (Array3<u
 }
 
 /// Generate a data set. Returns where it went.
-pub fn generate(opts: &PhantomOptions, mut progress: impl FnMut(usize, usize)) -> Result<Generated> {
+pub fn generate(opts: &PhantomOptions, mut progress: impl FnMut(usize, usize) + Send) -> Result<Generated> {
     if opts.cases == 0 {
         bail!("--cases must be at least 1");
     }
@@ -287,65 +289,75 @@ pub fn generate(opts: &PhantomOptions, mut progress: impl FnMut(usize, usize)) -
     }
 
     let mr = opts.modality == Modality::MR;
-    let mut cases = Vec::new();
-    let mut voxels = 0u64;
-    for (n, plan) in plans.iter().enumerate() {
-        progress(n, total);
-        let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
-        let anatomy = Anatomy::random(&mut rng, mr);
-        let z = match (opts.task, plan.source) {
-            (Some(t), _) => task_z_range(t, &mut rng),
-            (None, Some(s)) => s.z_range,
-            (None, None) => FULL_Z,
-        };
-        let fov = field_of_view(&mut rng, z, opts.task);
-        let orientation = &opts.orientations[rng.random_range(0..opts.orientations.len())];
-        let inplane = rng.random_range(opts.inplane_mm.0..=opts.inplane_mm.1);
-        let slice = rng.random_range(opts.slice_mm.0..=opts.slice_mm.1);
-        let mut grid = Grid::new(fov, orientation, inplane, slice);
-        // Scanner coordinates differ from case to case.
-        let shift = [
-            rng.random_range(-20.0..20.0),
-            rng.random_range(-20.0..20.0),
-            rng.random_range(-300.0..300.0),
-        ];
-        let noise = NoiseModel::random(&mut rng, mr);
-        let rendered = render(&anatomy, &grid, &noise, opts.task, rng.random());
-        let (label_map, annotated, source_name) = match (opts.task, plan.source) {
-            (Some(_), _) => {
-                let present = present_labels(&rendered.task, &labels);
-                (rendered.task.mapv(|v| v as u16), present, full_source.to_string())
+    // Cases are independent (each has its own seed), so they render and
+    // compress in parallel; the manifest keeps the plans' order.
+    progress(0, total);
+    let progress = Mutex::new((0usize, progress));
+    let made = plans
+        .par_iter()
+        .map(|plan| -> Result<(Case, u64)> {
+            let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+            let anatomy = Anatomy::random(&mut rng, mr);
+            let z = match (opts.task, plan.source) {
+                (Some(t), _) => task_z_range(t, &mut rng),
+                (None, Some(s)) => s.z_range,
+                (None, None) => FULL_Z,
+            };
+            let fov = field_of_view(&mut rng, z, opts.task);
+            let orientation = &opts.orientations[rng.random_range(0..opts.orientations.len())];
+            let inplane = rng.random_range(opts.inplane_mm.0..=opts.inplane_mm.1);
+            let slice = rng.random_range(opts.slice_mm.0..=opts.slice_mm.1);
+            let mut grid = Grid::new(fov, orientation, inplane, slice);
+            // Scanner coordinates differ from case to case.
+            let shift = [
+                rng.random_range(-20.0..20.0),
+                rng.random_range(-20.0..20.0),
+                rng.random_range(-300.0..300.0),
+            ];
+            let noise = NoiseModel::random(&mut rng, mr);
+            let rendered = render(&anatomy, &grid, &noise, opts.task, rng.random());
+            let (label_map, annotated, source_name) = match (opts.task, plan.source) {
+                (Some(_), _) => {
+                    let present = present_labels(&rendered.task, &labels);
+                    (rendered.task.mapv(|v| v as u16), present, full_source.to_string())
+                }
+                (None, Some(s)) => {
+                    let (m, present) = source_label_map(&rendered, &grid, s);
+                    (m, present, s.name.to_string())
+                }
+                (None, None) => {
+                    let present = present_labels(&rendered.base, &labels);
+                    (rendered.base.mapv(|v| v as u16), present, full_source.to_string())
+                }
+            };
+            for (r, s) in shift.iter().enumerate() {
+                grid.affine.0[r][3] += s;
             }
-            (None, Some(s)) => {
-                let (m, present) = source_label_map(&rendered, &grid, s);
-                (m, present, s.name.to_string())
-            }
-            (None, None) => {
-                let present = present_labels(&rendered.base, &labels);
-                (rendered.base.mapv(|v| v as u16), present, full_source.to_string())
-            }
-        };
-        for (r, s) in shift.iter().enumerate() {
-            grid.affine.0[r][3] += s;
-        }
-        voxels += grid.voxels() as u64;
-        let header = header_for(&grid.affine, rendered.image.dim());
-        let image_rel = format!("imagesTr/{}_0000.nii.gz", plan.id);
-        let label_rel = format!("labelsTr/{}.nii.gz", plan.id);
-        let image_i16 = rendered.image.mapv(|v| v as i16);
-        write_i16(&dir.join(&image_rel), image_i16.view(), &header)?;
-        write_labels(&dir.join(&label_rel), label_map.view(), &header)?;
-        cases.push(Case {
-            id: plan.id.clone(),
-            image: image_rel,
-            label: Some(label_rel),
-            annotated,
-            modality: opts.modality,
-            source: source_name,
-            split: plan.split,
-        });
-    }
-    progress(total, total);
+            let voxels = grid.voxels() as u64;
+            let header = header_for(&grid.affine, rendered.image.dim());
+            let image_rel = format!("imagesTr/{}_0000.nii.gz", plan.id);
+            let label_rel = format!("labelsTr/{}.nii.gz", plan.id);
+            let image_i16 = rendered.image.mapv(|v| v as i16);
+            write_i16(&dir.join(&image_rel), image_i16.view(), &header)?;
+            write_labels(&dir.join(&label_rel), label_map.view(), &header)?;
+            let case = Case {
+                id: plan.id.clone(),
+                image: image_rel,
+                label: Some(label_rel),
+                annotated,
+                modality: opts.modality,
+                source: source_name,
+                split: plan.split,
+            };
+            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+            p.0 += 1;
+            let done = p.0;
+            (p.1)(done, total);
+            Ok((case, voxels))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let voxels = made.iter().map(|m| m.1).sum::<u64>();
+    let cases: Vec<Case> = made.into_iter().map(|m| m.0).collect();
     let manifest = Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
         name: name.clone(),

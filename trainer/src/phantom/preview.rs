@@ -86,66 +86,65 @@ fn draw_slice(
 pub fn write_montage(out: &Path, cases: &[PreviewCase]) -> Result<()> {
     let width = 3 * VIEW + 40;
     let height = cases.len() as u32 * (VIEW + TITLE + 8) + 8;
-    let root = BitMapBackend::new(out, (width, height)).into_drawing_area();
-    root.fill(&BLACK).map_err(|e| anyhow!("{e}"))?;
-    for (n, case) in cases.iter().enumerate() {
-        let (img, lab, sp) = load(case)?;
-        let (nz, ny, nx) = img.dim();
-        let window = if case.mr {
-            let mut v: Vec<f32> = img.iter().copied().collect();
-            v.sort_by(|a, b| a.total_cmp(b));
-            (0.0, v[(v.len() as f64 * 0.99) as usize].max(1.0))
-        } else {
-            (-250.0, 350.0)
-        };
-        // Radiological display: the patient's right (+x) on the screen's
-        // left; anterior (axial) or superior (coronal) at the top.
-        let flip = |a: Array2<f32>| {
-            let mut a = a;
-            a.invert_axis(Axis(0));
-            a.invert_axis(Axis(1));
-            a
-        };
-        let axial_img = flip(img.index_axis(Axis(0), nz / 2).to_owned());
-        let axial_lab = flip(lab.index_axis(Axis(0), nz / 2).to_owned());
-        let cor_img = flip(img.index_axis(Axis(1), ny / 2).to_owned());
-        let cor_lab = flip(lab.index_axis(Axis(1), ny / 2).to_owned());
-        // Sagittal at mid x: superior at the top, anterior on the left.
-        let sag_img = flip(img.index_axis(Axis(2), nx / 2).to_owned());
-        let sag_lab = flip(lab.index_axis(Axis(2), nx / 2).to_owned());
-        let y0 = 8 + n as i32 * (VIEW + TITLE + 8) as i32;
-        root.draw_text(&case.title, &("sans-serif", 16).into_font().color(&WHITE), (10, y0))
-            .map_err(|e| anyhow!("{e}"))?;
-        let top = y0 + TITLE as i32;
-        draw_slice(
-            &root,
-            (10, top),
-            &axial_img,
-            &axial_lab,
-            (sp[1], sp[2]),
-            window,
-            case.label_names,
-        )?;
-        draw_slice(
-            &root,
-            (20 + VIEW as i32, top),
-            &cor_img,
-            &cor_lab,
-            (sp[0], sp[2]),
-            window,
-            case.label_names,
-        )?;
-        draw_slice(
-            &root,
-            (30 + 2 * VIEW as i32, top),
-            &sag_img,
-            &sag_lab,
-            (sp[0], sp[1]),
-            window,
-            case.label_names,
-        )?;
-    }
-    root.present()
-        .map_err(|e| anyhow!("cannot write {}: {e}", out.display()))?;
-    Ok(())
+    crate::figure::write_png(out, (width, height), |root| {
+        root.fill(&BLACK).map_err(|e| anyhow!("{e}"))?;
+        for (n, case) in cases.iter().enumerate() {
+            let (img, lab, sp) = load(case)?;
+            let (nz, ny, nx) = img.dim();
+            let window = if case.mr {
+                let mut v: Vec<f32> = img.iter().copied().collect();
+                v.sort_by(|a, b| a.total_cmp(b));
+                (0.0, v[(v.len() as f64 * 0.99) as usize].max(1.0))
+            } else {
+                (-250.0, 350.0)
+            };
+            // Radiological display: the patient's right (+x) on the screen's
+            // left; anterior (axial) or superior (coronal) at the top.
+            let flip = |a: Array2<f32>| {
+                let mut a = a;
+                a.invert_axis(Axis(0));
+                a.invert_axis(Axis(1));
+                a
+            };
+            let axial_img = flip(img.index_axis(Axis(0), nz / 2).to_owned());
+            let axial_lab = flip(lab.index_axis(Axis(0), nz / 2).to_owned());
+            let cor_img = flip(img.index_axis(Axis(1), ny / 2).to_owned());
+            let cor_lab = flip(lab.index_axis(Axis(1), ny / 2).to_owned());
+            // Sagittal at mid x: superior at the top, anterior on the left.
+            let sag_img = flip(img.index_axis(Axis(2), nx / 2).to_owned());
+            let sag_lab = flip(lab.index_axis(Axis(2), nx / 2).to_owned());
+            let y0 = 8 + n as i32 * (VIEW + TITLE + 8) as i32;
+            root.draw_text(&case.title, &("sans-serif", 16).into_font().color(&WHITE), (10, y0))
+                .map_err(|e| anyhow!("{e}"))?;
+            let top = y0 + TITLE as i32;
+            draw_slice(
+                root,
+                (10, top),
+                &axial_img,
+                &axial_lab,
+                (sp[1], sp[2]),
+                window,
+                case.label_names,
+            )?;
+            draw_slice(
+                root,
+                (20 + VIEW as i32, top),
+                &cor_img,
+                &cor_lab,
+                (sp[0], sp[2]),
+                window,
+                case.label_names,
+            )?;
+            draw_slice(
+                root,
+                (30 + 2 * VIEW as i32, top),
+                &sag_img,
+                &sag_lab,
+                (sp[0], sp[1]),
+                window,
+                case.label_names,
+            )?;
+        }
+        Ok(())
+    })
 }

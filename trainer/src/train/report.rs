@@ -58,53 +58,52 @@ pub fn plot_learning_curve(metrics: &Path, png: &Path) -> Result<()> {
     }
     let max_it = loss.last().unwrap().0.max(1.0);
     let max_loss = loss.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-6);
-    let root = BitMapBackend::new(png, (900, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("learning curve", ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(55)
-        .right_y_label_area_size(55)
-        .build_cartesian_2d(0f64..max_it, 0f64..max_loss)
-        .map_err(|e| anyhow!("{e}"))?
-        .set_secondary_coord(0f64..max_it, 0f64..1f64);
-    chart
-        .configure_mesh()
-        .x_desc("iteration")
-        .y_desc("training loss")
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    chart
-        .configure_secondary_axes()
-        .y_desc("validation Dice")
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    chart
-        .draw_series(LineSeries::new(loss.iter().copied(), RGBColor(200, 200, 230)))
-        .map_err(|e| anyhow!("{e}"))?;
-    chart
-        .draw_series(LineSeries::new(smooth.iter().copied(), BLUE.stroke_width(2)))
-        .map_err(|e| anyhow!("{e}"))?
-        .label("loss (smoothed)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
-    if !val.is_empty() {
-        chart
-            .draw_secondary_series(LineSeries::new(val.iter().copied(), RED.stroke_width(2)))
+    crate::figure::write_png(png, (900, 500), |root| {
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let mut chart = ChartBuilder::on(root)
+            .caption("learning curve", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .right_y_label_area_size(55)
+            .build_cartesian_2d(0f64..max_it, 0f64..max_loss)
             .map_err(|e| anyhow!("{e}"))?
-            .label("validation Dice")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            .set_secondary_coord(0f64..max_it, 0f64..1f64);
         chart
-            .draw_secondary_series(val.iter().map(|&p| Circle::new(p, 3, RED.filled())))
+            .configure_mesh()
+            .x_desc("iteration")
+            .y_desc("training loss")
+            .draw()
             .map_err(|e| anyhow!("{e}"))?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    root.present()
-        .map_err(|e| anyhow!("cannot write {}: {e}", png.display()))?;
-    Ok(())
+        chart
+            .configure_secondary_axes()
+            .y_desc("validation Dice")
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new(loss.iter().copied(), RGBColor(200, 200, 230)))
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new(smooth.iter().copied(), BLUE.stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label("loss (smoothed)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+        if !val.is_empty() {
+            chart
+                .draw_secondary_series(LineSeries::new(val.iter().copied(), RED.stroke_width(2)))
+                .map_err(|e| anyhow!("{e}"))?
+                .label("validation Dice")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
+            chart
+                .draw_secondary_series(val.iter().map(|&p| Circle::new(p, 3, RED.filled())))
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
 }

@@ -1,0 +1,75 @@
+//! PNG figures (learning curves, result plots, phantom previews), written
+//! whole or not at all: drawn into a temporary file beside the target and
+//! renamed once every part is drawn. Without this a failure part-way (on a
+//! machine without fonts, say) left a blank or half-drawn PNG behind.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// Draw a `size` (width, height) PNG with `draw` and write it to `path`.
+pub fn write_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    let tmp = temporary_name(path);
+    let drawn = (|| {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        draw(&root)?;
+        root.present()
+            .map_err(|e| anyhow!("cannot write {}: {e}", tmp.display()))
+        // On an error the backend writes what it holds when dropped: the
+        // temporary file, removed below.
+    })();
+    let written =
+        drawn.and_then(|()| std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display())));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("cannot draw {}", path.display()))
+}
+
+/// `.NAME.PID.part.png` beside `path` (the encoder goes by the extension).
+fn temporary_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.part.png", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_figure_that_fails_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("plot.png");
+        let err = write_png(&png, (40, 30), |root| {
+            root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+            Err(anyhow!("no font"))
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("no font"), "{err:#}");
+        assert!(format!("{err:#}").contains("plot.png"), "{err:#}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "files left behind: {left:?}");
+    }
+
+    #[test]
+    fn a_figure_that_succeeds_is_a_png_of_the_asked_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("plot.png");
+        write_png(&png, (40, 30), |root| root.fill(&RED).map_err(|e| anyhow!("{e}"))).unwrap();
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        // IHDR: width and height, big-endian, after the 8-byte signature and 8 bytes of chunk header.
+        assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 40);
+        assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 30);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
