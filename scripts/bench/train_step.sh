@@ -7,17 +7,23 @@
 # DEVICE: burn's device (cpu, or wgpu with a trainer built with `--features
 # wgpu`), TORCH_DEVICE: PyTorch's (cpu, or cuda; default cuda when DEVICE
 # is not cpu); EDGE_SEG_BIN: a folder with a built edge-seg-train (skips the
-# build), PY: a Python with torch (skips the benchmark venv).
+# build; relative to the repository root), PY: a Python with torch (skips
+# the benchmark venv). Without CUDA, DEVICE=wgpu (Mesa's lavapipe) needs
+# TORCH_DEVICE=cpu. PyTorch's CUDA convolutions use TF32 by default.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEVICE="${DEVICE:-cpu}"
 [ "$DEVICE" = cpu ] && TORCH_DEVICE="${TORCH_DEVICE:-cpu}" || TORCH_DEVICE="${TORCH_DEVICE:-cuda}"
 [ -n "${PY:-}" ] || source scripts/bench/venv.sh numpy torch
-BIN=${EDGE_SEG_BIN:-target/release}
-[ -n "${EDGE_SEG_BIN:-}" ] || cargo build --release --workspace --bins -q
+BIN="${EDGE_SEG_BIN:-target/release}"
+if [ -z "${EDGE_SEG_BIN:-}" ]; then
+    features=()
+    case "$DEVICE" in wgpu*) features=(--features edge-seg-trainer/wgpu) ;; cuda*) features=(--features edge-seg-trainer/cuda) ;; esac
+    cargo build --release --workspace --bins -q "${features[@]}"
+fi
 PATCH="${PATCH:-48}"; BATCH="${BATCH:-2}"; STEPS="${STEPS:-3}"; THREADS="${THREADS:-$(nproc)}"
 WORK="${TMPDIR:-/tmp}/edge-seg-bench"; mkdir -p "$WORK"
-burn=$($BIN/edge-seg-train bench "$@" --patch "$PATCH" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS" --device "$DEVICE" --json)
+burn=$("$BIN/edge-seg-train" bench "$@" --patch "$PATCH" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS" --device "$DEVICE" --json)
 echo "$burn" | $PY -c "import json,sys; json.dump(json.load(sys.stdin)['spec'], open('$WORK/spec.json','w'))"
 torch=$($PY scripts/bench/train_step_torch.py "$WORK/spec.json" "$PATCH" "$BATCH" "$STEPS" "$THREADS" "$TORCH_DEVICE")
 $PY - "$burn" "$torch" <<'PYEOF'

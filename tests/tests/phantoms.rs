@@ -66,6 +66,56 @@ fn same_seed_same_bytes() {
     );
 }
 
+/// Cases render in parallel: the data set, manifest included, must not
+/// depend on how many threads made it.
+#[test]
+fn thread_count_does_not_change_the_data_set() {
+    let mut o = options(Path::new(""), 5, 3);
+    o.sparse = true;
+    o.val = 1;
+    let one = tempfile::tempdir().unwrap();
+    let many = tempfile::tempdir().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let g1 = pool
+        .install(|| {
+            generate(
+                &PhantomOptions {
+                    out: one.path().to_path_buf(),
+                    ..o.clone()
+                },
+                |_, _| {},
+            )
+        })
+        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+    let g4 = pool
+        .install(|| {
+            generate(
+                &PhantomOptions {
+                    out: many.path().to_path_buf(),
+                    ..o
+                },
+                |_, _| {},
+            )
+        })
+        .unwrap();
+    let (f1, f4) = (files(&g1.dir), files(&g4.dir));
+    assert_eq!(f1.len(), 12);
+    assert_eq!(
+        f1.iter().map(|f| f.file_name()).collect::<Vec<_>>(),
+        f4.iter().map(|f| f.file_name()).collect::<Vec<_>>()
+    );
+    for (x, y) in f1.iter().zip(&f4).chain([(&g1.manifest, &g4.manifest)]) {
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{} differs",
+            x.display()
+        );
+    }
+    assert_eq!(g1.voxels, g4.voxels);
+}
+
 #[test]
 fn every_structure_is_present_with_plausible_hounsfield_units() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,9 +3,9 @@
 //! renamed once every part is drawn. Without this a failure part-way (on a
 //! machine without fonts, say) left a blank or half-drawn PNG behind.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -15,30 +15,29 @@ pub fn write_png(
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
 ) -> Result<()> {
-    let tmp = temporary_name(path);
-    let drawn = (|| {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+    // The encoder goes by the extension, so the temporary name keeps `.png`.
+    edge_seg_models::atomic::write_with(path, ".png", |tmp| {
+        // Should `draw` panic, the backend writes what it holds to `tmp`
+        // while unwinding; the guard, dropped after it, removes that file.
+        let _guard = RemoveOnUnwind(tmp);
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
         draw(&root)?;
-        root.present()
-            .map_err(|e| anyhow!("cannot write {}: {e}", tmp.display()))
+        root.present().map_err(|e| anyhow!("{e}"))
         // On an error the backend writes what it holds when dropped: the
-        // temporary file, removed below.
-    })();
-    let written =
-        drawn.and_then(|()| std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display())));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.with_context(|| format!("cannot draw {}", path.display()))
+        // temporary file, which the atomic writer then removes.
+    })
+    .map_err(|e| anyhow!("cannot draw {}: {e:#}", path.display()))
 }
 
-/// `.NAME.PID.part.png` beside `path` (the encoder goes by the extension).
-fn temporary_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.part.png", std::process::id()))
+/// Removes a file when dropped during a panic.
+struct RemoveOnUnwind<'a>(&'a Path);
+
+impl Drop for RemoveOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -56,6 +55,21 @@ mod tests {
         .unwrap_err();
         assert!(format!("{err:#}").contains("no font"), "{err:#}");
         assert!(format!("{err:#}").contains("plot.png"), "{err:#}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "files left behind: {left:?}");
+    }
+
+    #[test]
+    fn a_figure_that_panics_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("plot.png");
+        let r = std::panic::catch_unwind(|| {
+            let _ = write_png(&png, (40, 30), |root| {
+                root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+                panic!("drawing failed");
+            });
+        });
+        assert!(r.is_err());
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(left.is_empty(), "files left behind: {left:?}");
     }

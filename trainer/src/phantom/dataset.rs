@@ -290,7 +290,8 @@ pub fn generate(opts: &PhantomOptions, mut progress: impl FnMut(usize, usize) + 
 
     let mr = opts.modality == Modality::MR;
     // Cases are independent (each has its own seed), so they render and
-    // compress in parallel; the manifest keeps the plans' order.
+    // compress in parallel; the manifest keeps the plans' order, and of
+    // several failures the first in that order is reported.
     progress(0, total);
     let progress = Mutex::new((0usize, progress));
     let made = plans
@@ -355,6 +356,8 @@ pub fn generate(opts: &PhantomOptions, mut progress: impl FnMut(usize, usize) + 
             (p.1)(done, total);
             Ok((case, voxels))
         })
+        .collect::<Vec<_>>()
+        .into_iter()
         .collect::<Result<Vec<_>>>()?;
     let voxels = made.iter().map(|m| m.1).sum::<u64>();
     let cases: Vec<Case> = made.into_iter().map(|m| m.0).collect();

@@ -434,7 +434,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         // The checkpoints and metrics are written: a figure that cannot be
         // drawn (no fonts on the machine, say) must not fail the run.
         if let Err(e) = report::plot_learning_curve(&metrics_path, &out.join("learning_curve.png")) {
-            eprintln!("warning: {e:#}; the figures are in {}", metrics_path.display());
+            eprintln!("warning: {e:#}; the numbers are in {}", metrics_path.display());
         }
     }
     Ok(TrainOutcome {
