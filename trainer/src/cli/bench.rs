@@ -35,6 +35,10 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+fn sync(device: &Device) -> Result<()> {
+    device.sync().map_err(|e| anyhow::anyhow!("the device failed: {e:?}"))
+}
+
 pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(t) = a.threads {
         set_threads(t)?;
@@ -70,10 +74,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let value = parts.total.clone().into_scalar::<f32>();
         let t1 = Instant::now();
         let grads = GradientsParams::from_grads(parts.total.backward(), &model);
+        // GPU backends run kernels asynchronously: wait for each phase.
+        sync(&device)?;
         let t2 = Instant::now();
         model = optim.step(1e-4, model, grads);
-        // Force the update to finish before timing.
-        let _ = model.head.weight.val().into_data();
+        sync(&device)?;
         let t3 = Instant::now();
         if step > 0 {
             times.push(t3.duration_since(t0).as_secs_f64());
