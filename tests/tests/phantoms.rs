@@ -41,6 +41,20 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// The same file names, with the same bytes, in the same order.
+fn assert_same_files(a: &[PathBuf], b: &[PathBuf]) {
+    let names = |f: &[PathBuf]| f.iter().map(|p| p.file_name().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(names(a), names(b));
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{} differs",
+            x.display()
+        );
+    }
+}
+
 #[test]
 fn same_seed_same_bytes() {
     let a = tempfile::tempdir().unwrap();
@@ -50,14 +64,7 @@ fn same_seed_same_bytes() {
     let fa = files(&ga.dir);
     let fb = files(&gb.dir);
     assert_eq!(fa.len(), 4);
-    for (x, y) in fa.iter().zip(&fb) {
-        assert_eq!(
-            std::fs::read(x).unwrap(),
-            std::fs::read(y).unwrap(),
-            "{} differs",
-            x.display()
-        );
-    }
+    assert_same_files(&fa, &fb);
     let c = tempfile::tempdir().unwrap();
     let gc = generate(&options(c.path(), 2, 10), |_, _| {}).unwrap();
     assert_ne!(
@@ -73,46 +80,21 @@ fn thread_count_does_not_change_the_data_set() {
     let mut o = options(Path::new(""), 5, 3);
     o.sparse = true;
     o.val = 1;
-    let one = tempfile::tempdir().unwrap();
-    let many = tempfile::tempdir().unwrap();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let g1 = pool
-        .install(|| {
-            generate(
-                &PhantomOptions {
-                    out: one.path().to_path_buf(),
-                    ..o.clone()
-                },
-                |_, _| {},
-            )
-        })
-        .unwrap();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
-    let g4 = pool
-        .install(|| {
-            generate(
-                &PhantomOptions {
-                    out: many.path().to_path_buf(),
-                    ..o
-                },
-                |_, _| {},
-            )
-        })
-        .unwrap();
+    let generate_with = |threads: usize, out: &Path| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let o = PhantomOptions {
+            out: out.to_path_buf(),
+            ..o.clone()
+        };
+        pool.install(|| generate(&o, |_, _| {})).unwrap()
+    };
+    let (one, many) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let g1 = generate_with(1, one.path());
+    let g4 = generate_with(4, many.path());
     let (f1, f4) = (files(&g1.dir), files(&g4.dir));
     assert_eq!(f1.len(), 12);
-    assert_eq!(
-        f1.iter().map(|f| f.file_name()).collect::<Vec<_>>(),
-        f4.iter().map(|f| f.file_name()).collect::<Vec<_>>()
-    );
-    for (x, y) in f1.iter().zip(&f4).chain([(&g1.manifest, &g4.manifest)]) {
-        assert_eq!(
-            std::fs::read(x).unwrap(),
-            std::fs::read(y).unwrap(),
-            "{} differs",
-            x.display()
-        );
-    }
+    assert_same_files(&f1, &f4);
+    assert_same_files(&[g1.manifest], &[g4.manifest]);
     assert_eq!(g1.voxels, g4.voxels);
 }
 

@@ -21,6 +21,7 @@ pub mod loss;
 pub mod metrics;
 pub mod phantom;
 pub mod predict;
+pub mod progress;
 pub mod train;
 pub mod transfer;
 pub mod unet;

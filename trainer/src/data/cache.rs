@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use edge_seg_models::manifest::{Case, Split};
@@ -15,6 +14,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::dataset::Dataset;
+use crate::progress::Progress;
 
 /// A case on the model grid, ready for patch sampling.
 #[derive(Clone, Debug)]
@@ -121,7 +121,7 @@ pub fn prepare_cases(
     spec: &PreprocessSpec,
     cache_dir: &Path,
     splits: &[Split],
-    mut progress: impl FnMut(usize, usize) + Send,
+    progress: impl FnMut(usize, usize) + Send,
 ) -> Result<Vec<PreparedCase>> {
     if ds.manifest.vocabulary.len() > 256 {
         bail!(
@@ -136,8 +136,7 @@ pub fn prepare_cases(
     // manifest's order, and of several failures the first in that order is
     // reported.
     let total = cases.len();
-    progress(0, total);
-    let progress = Mutex::new((0usize, progress));
+    let progress = Progress::start(progress, total);
     let workers = rayon::current_num_threads().min(PREPARE_AT_ONCE);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
@@ -148,10 +147,7 @@ pub fn prepare_cases(
             .par_iter()
             .map(|case| {
                 let prepared = prepare_case(ds, spec, cache_dir, case);
-                let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-                p.0 += 1;
-                let done = p.0;
-                (p.1)(done, total);
+                progress.item_done();
                 prepared
             })
             .collect()

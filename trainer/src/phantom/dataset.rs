@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use edge_seg_models::card::Modality;
@@ -22,6 +21,7 @@ use serde_json::json;
 
 use super::anatomy::Anatomy;
 use super::render::{render, Fov, Grid, NoiseModel, Rendered};
+use crate::progress::Progress;
 
 /// A source of the sparse base set: its name, the field of view it images
 /// (z range, nominal mm) and its label numbering (value → base label name).
@@ -200,7 +200,7 @@ fn source_label_map(r: &Rendered, grid: &Grid, source: &SourceSpec) -> (Array3<u
 }
 
 /// Generate a data set. Returns where it went.
-pub fn generate(opts: &PhantomOptions, mut progress: impl FnMut(usize, usize) + Send) -> Result<Generated> {
+pub fn generate(opts: &PhantomOptions, progress: impl FnMut(usize, usize) + Send) -> Result<Generated> {
     if opts.cases == 0 {
         bail!("--cases must be at least 1");
     }
@@ -292,8 +292,7 @@ pub fn generate(opts: &PhantomOptions, mut progress: impl FnMut(usize, usize) + 
     // Cases are independent (each has its own seed), so they render and
     // compress in parallel; the manifest keeps the plans' order, and of
     // several failures the first in that order is reported.
-    progress(0, total);
-    let progress = Mutex::new((0usize, progress));
+    let progress = Progress::start(progress, total);
     let made = plans
         .par_iter()
         .map(|plan| -> Result<(Case, u64)> {
@@ -350,10 +349,7 @@ pub fn generate(opts: &PhantomOptions, mut progress: impl FnMut(usize, usize) + 
                 source: source_name,
                 split: plan.split,
             };
-            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
-            p.0 += 1;
-            let done = p.0;
-            (p.1)(done, total);
+            progress.item_done();
             Ok((case, voxels))
         })
         .collect::<Vec<_>>()
