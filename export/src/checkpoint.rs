@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use edge_seg_models::atomic;
-use edge_seg_models::weights::{weight_entries, weights_sha256, WeightEntry};
+use edge_seg_models::spec::{LayerKind, Norm, BATCH_NORM_EPSILON};
+use edge_seg_models::weights::{norm_name, weight_entries, weights_sha256, WeightEntry};
 use edge_seg_models::ModelCard;
 use safetensors::{Dtype, SafeTensors};
 
@@ -15,6 +16,9 @@ use crate::error::ExportError;
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// File name of the card inside a checkpoint directory.
 pub const CARD_FILE: &str = "model.card.json";
+/// What an exported card's `provenance.normalisation` says of a network
+/// trained with batch normalisation.
+pub const FOLDED_BATCH_NORM: &str = "batch normalisation, folded into the convolutions at export";
 
 /// One f32 tensor.
 #[derive(Clone, Debug, PartialEq)]
@@ -257,6 +261,14 @@ pub fn random_weights(
                     WeightInit::He => (6.0 / fan_in as f32).sqrt(),
                 };
                 (0..n).map(|_| rng.symmetric() * limit).collect()
+            } else if let Some(neutral) = norm_start(&e.name) {
+                // Normalisation: the identity at the start; with
+                // `random_bias`, within 0.25 of it (variances stay positive).
+                if random_bias {
+                    (0..n).map(|_| neutral + rng.symmetric() * 0.25).collect()
+                } else {
+                    vec![neutral; n]
+                }
             } else if random_bias {
                 (0..n).map(|_| rng.symmetric() * 0.1).collect()
             } else {
@@ -267,7 +279,59 @@ pub fn random_weights(
         .collect()
 }
 
+/// The identity value of a normalisation tensor (1 for `gamma` and
+/// `running_var`, 0 for `beta` and `running_mean`); `None` for other tensors.
+fn norm_start(name: &str) -> Option<f32> {
+    let (layer, tensor) = name.rsplit_once('.')?;
+    edge_seg_models::weights::conv_of_norm(layer)?;
+    match tensor {
+        "gamma" | "running_var" => Some(1.0),
+        "beta" | "running_mean" => Some(0.0),
+        _ => None,
+    }
+}
+
 impl Checkpoint {
+    /// The inference form of a batch-normalised network: each
+    /// normalisation's affine map at inference, `gamma · (x − mean) /
+    /// √(var + ε) + beta`, folded into the convolution before it (weights
+    /// scaled per output channel by `s = gamma / √(var + ε)`, bias `(bias −
+    /// mean) · s + beta`), so the result is a plain network (`norm: none`)
+    /// computing the same function. The card's provenance records the fold.
+    /// A network without normalisation is returned unchanged.
+    pub fn folded(&self) -> Checkpoint {
+        if self.card.network.norm == Norm::None {
+            return self.clone();
+        }
+        let mut card = self.card.clone();
+        card.network.norm = Norm::None;
+        card.provenance.normalisation = Some(FOLDED_BATCH_NORM.into());
+        let get = |name: &str| &self.weights[name].values;
+        let mut weights = BTreeMap::new();
+        for layer in self.card.network.layers() {
+            let (w, b) = (format!("{}.weight", layer.name), format!("{}.bias", layer.name));
+            let (mut weight, mut bias) = (self.weights[&w].clone(), self.weights[&b].clone());
+            if let LayerKind::Conv3 { cout, .. } = layer.kind {
+                let norm = norm_name(&layer.name);
+                let t = |tensor: &str| get(&format!("{norm}.{tensor}"));
+                let (gamma, beta, mean, var) = (t("gamma"), t("beta"), t("running_mean"), t("running_var"));
+                let per_out = weight.values.len() / cout;
+                for o in 0..cout {
+                    let scale = (gamma[o] as f64 / (var[o] as f64 + BATCH_NORM_EPSILON).sqrt()) as f32;
+                    weight.values[o * per_out..(o + 1) * per_out]
+                        .iter_mut()
+                        .for_each(|v| *v *= scale);
+                    bias.values[o] = (bias.values[o] - mean[o]) * scale + beta[o];
+                }
+            }
+            weights.insert(w, weight);
+            weights.insert(b, bias);
+        }
+        let mut out = Checkpoint { card, weights };
+        out.card.weights_sha256 = out.weights_sha256();
+        out
+    }
+
     /// A checkpoint with Glorot-uniform random weights and small random
     /// biases for the card's network, deterministic for `seed`. Used for
     /// tests and speed benchmarks.

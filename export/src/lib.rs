@@ -31,8 +31,11 @@ pub struct ExportReport {
 }
 
 /// ONNX bytes for a checkpoint, with the card's `weights_sha256` set to the
-/// hash of the initializers as stored. Returns the bytes and the card.
+/// hash of the initializers as stored. Batch normalisation is folded into
+/// the convolutions first ([`Checkpoint::folded`]), so the graph and the
+/// returned card are those of a plain network. Returns the bytes and the card.
 pub fn onnx_bytes(ckpt: &Checkpoint, format: WeightFormat) -> (Vec<u8>, edge_seg_models::ModelCard) {
+    let ckpt = &ckpt.folded();
     let mut card = ckpt.card.clone();
     let blobs = onnx_graph::stored_weight_bytes(ckpt, &card.network, format);
     card.weights_sha256 = weights_sha256(blobs.iter().map(|b| b.as_slice()));

@@ -3,7 +3,7 @@
 
 use edge_seg_export::{export, export_checkpoint, onnx_bytes, Checkpoint, WeightFormat};
 use edge_seg_models::card::{Intensity, Modality};
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Norm, Padding, Upsampling};
 use edge_seg_models::{ModelCard, CARD_METADATA_KEY};
 use tract_onnx::prelude::*;
 
@@ -16,6 +16,7 @@ fn tiny(levels: usize, padding: Padding, upsampling: Upsampling, plan: ChannelPl
         upsampling,
         in_channels: 1,
         classes: 3,
+        norm: Norm::None,
     }
 }
 

@@ -114,6 +114,10 @@ pub struct Provenance {
     pub synthetic_data: bool,
     pub iterations: Option<u64>,
     pub loss: Option<String>,
+    /// Normalisation the network was trained with and how the exported
+    /// graph holds it (absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalisation: Option<String>,
 }
 
 /// The model card.

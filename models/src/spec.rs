@@ -41,6 +41,30 @@ pub enum Upsampling {
     Transposed,
 }
 
+/// Normalisation after each 3x3x3 convolution (before its ReLU).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    /// None, as in the paper.
+    #[default]
+    None,
+    /// Batch normalisation (Ioffe & Szegedy 2015) with learned scale and
+    /// shift and running statistics (epsilon [`BATCH_NORM_EPSILON`]). It
+    /// exists only while training: at inference it is an affine map per
+    /// channel, which export folds into the convolution before it, so an
+    /// exported network has `norm: none` and the runtime never sees it.
+    Batch,
+}
+
+impl Norm {
+    pub fn is_none(&self) -> bool {
+        *self == Norm::None
+    }
+}
+
+/// The epsilon of batch normalisation, `y = (x - mean) / sqrt(var + eps)`.
+pub const BATCH_NORM_EPSILON: f64 = 1e-5;
+
 /// A 3D U-Net: `levels` resolution levels (so `levels - 1` poolings), two
 /// 3x3x3 convs with ReLU per level, 2x2x2 max-pooling, upsampling,
 /// centre-cropped skip connections, a 1x1x1 head and softmax.
@@ -55,12 +79,15 @@ pub struct NetworkSpec {
     pub in_channels: usize,
     /// Output classes, background included.
     pub classes: usize,
+    /// Normalisation after each 3x3x3 convolution; absent means none.
+    #[serde(default, skip_serializing_if = "Norm::is_none")]
+    pub norm: Norm,
 }
 
 /// What a layer computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerKind {
-    /// 3x3x3 convolution followed by ReLU.
+    /// 3x3x3 convolution followed by the spec's normalisation and ReLU.
     Conv3 { cin: usize, cout: usize },
     /// Transposed 2x2x2 convolution, stride 2 (decoder upsampling).
     Up { channels: usize },
@@ -122,6 +149,7 @@ impl NetworkSpec {
             upsampling: Upsampling::Nearest,
             in_channels: 1,
             classes,
+            norm: Norm::None,
         }
     }
 
@@ -210,8 +238,21 @@ impl NetworkSpec {
         layers
     }
 
+    /// Trainable parameters: every layer's weight and bias, plus each
+    /// normalisation's scale and shift (running statistics are not counted).
     pub fn parameter_count(&self) -> u64 {
-        self.layers().iter().map(Layer::parameter_count).sum()
+        let norm: u64 = match self.norm {
+            Norm::None => 0,
+            Norm::Batch => self
+                .layers()
+                .iter()
+                .map(|l| match l.kind {
+                    LayerKind::Conv3 { cout, .. } => 2 * cout as u64,
+                    _ => 0,
+                })
+                .sum(),
+        };
+        self.layers().iter().map(Layer::parameter_count).sum::<u64>() + norm
     }
 
     /// Voxels lost per side by one 3x3x3 conv.

@@ -3,11 +3,34 @@
 //! Every tensor of a network has one stable name derived from its spec
 //! (`enc0.conv1.weight`, `dec2.conv0.bias`, `dec1.up.weight`, `head.weight`).
 //! The burn model, safetensors checkpoints and ONNX initializers all use these
-//! names, and [`weights_sha256`] hashes tensors in this order.
+//! names, and [`weights_sha256`] hashes tensors in this order. A spec with
+//! batch normalisation adds, after each 3x3x3 convolution's bias, its
+//! normalisation's `gamma`, `beta`, `running_mean` and `running_var`
+//! (`enc0.norm1.gamma` for `enc0.conv1`); exported networks have none, since
+//! export folds them into the convolutions.
 
 use sha2::{Digest, Sha256};
 
-use crate::spec::NetworkSpec;
+use crate::spec::{LayerKind, NetworkSpec, Norm};
+
+/// The tensors of a batch normalisation, in scheme order.
+pub const NORM_TENSORS: [&str; 4] = ["gamma", "beta", "running_mean", "running_var"];
+
+/// The name of the normalisation after the 3x3x3 convolution `conv_layer`
+/// (`enc0.conv1` → `enc0.norm1`).
+pub fn norm_name(conv_layer: &str) -> String {
+    match conv_layer.rsplit_once(".conv") {
+        Some((block, k)) => format!("{block}.norm{k}"),
+        None => format!("{conv_layer}.norm"),
+    }
+}
+
+/// The convolution a normalisation belongs to (`enc0.norm1` → `enc0.conv1`),
+/// or `None` for a name that is not a normalisation's.
+pub fn conv_of_norm(norm_layer: &str) -> Option<String> {
+    let (block, k) = norm_layer.rsplit_once(".norm")?;
+    Some(format!("{block}.conv{k}"))
+}
 
 /// One named tensor of the scheme.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,24 +46,29 @@ impl WeightEntry {
 }
 
 /// The ordered list of (name, shape) for every tensor of `spec`: for each
-/// layer in forward order, its weight then its bias.
+/// layer in forward order, its weight then its bias, then (batch-normalised
+/// specs only, 3x3x3 convolutions only) its normalisation's tensors.
 pub fn weight_entries(spec: &NetworkSpec) -> Vec<WeightEntry> {
-    spec.layers()
-        .into_iter()
-        .flat_map(|layer| {
-            let [w, b] = layer.weight_shapes();
-            [
-                WeightEntry {
-                    name: format!("{}.weight", layer.name),
-                    shape: w,
-                },
-                WeightEntry {
-                    name: format!("{}.bias", layer.name),
-                    shape: b,
-                },
-            ]
-        })
-        .collect()
+    let mut out = Vec::new();
+    for layer in spec.layers() {
+        let [w, b] = layer.weight_shapes();
+        out.push(WeightEntry {
+            name: format!("{}.weight", layer.name),
+            shape: w,
+        });
+        out.push(WeightEntry {
+            name: format!("{}.bias", layer.name),
+            shape: b,
+        });
+        if let (Norm::Batch, LayerKind::Conv3 { cout, .. }) = (spec.norm, layer.kind) {
+            let norm = norm_name(&layer.name);
+            out.extend(NORM_TENSORS.iter().map(|t| WeightEntry {
+                name: format!("{norm}.{t}"),
+                shape: vec![cout],
+            }));
+        }
+    }
+    out
 }
 
 /// SHA-256 (lower-case hex) of the tensors' raw little-endian bytes, as
@@ -105,6 +133,48 @@ mod tests {
         let entries = weight_entries(&NetworkSpec::paper(23));
         assert_eq!(entries[0].shape, vec![32, 1, 3, 3, 3]);
         assert_eq!(entries.last().unwrap().shape, vec![23]);
+    }
+
+    #[test]
+    fn batch_norm_tensors_follow_each_conv_and_only_scale_and_shift_count() {
+        let plain = NetworkSpec {
+            levels: 2,
+            base_filters: 4,
+            ..NetworkSpec::paper(3)
+        };
+        let spec = NetworkSpec {
+            norm: Norm::Batch,
+            ..plain.clone()
+        };
+        let names: Vec<String> = weight_entries(&spec).into_iter().map(|e| e.name).collect();
+        assert_eq!(
+            names[..8],
+            [
+                "enc0.conv0.weight",
+                "enc0.conv0.bias",
+                "enc0.norm0.gamma",
+                "enc0.norm0.beta",
+                "enc0.norm0.running_mean",
+                "enc0.norm0.running_var",
+                "enc0.conv1.weight",
+                "enc0.conv1.bias",
+            ]
+        );
+        // Six 3x3x3 convs with 4 tensors each; the head has none.
+        assert_eq!(names.len(), weight_entries(&plain).len() + 6 * 4);
+        assert_eq!(names[names.len() - 2..], ["head.weight", "head.bias"]);
+        let trainable: usize = weight_entries(&spec)
+            .iter()
+            .filter(|e| !e.name.ends_with(".running_mean") && !e.name.ends_with(".running_var"))
+            .map(WeightEntry::numel)
+            .sum();
+        assert_eq!(trainable as u64, spec.parameter_count());
+        // enc0: 4+8, enc1: 8+16 ... channels of the Çiçek plan from 4 filters.
+        let conv_channels: u64 = [4, 8, 8, 16, 8, 8].iter().sum();
+        assert_eq!(spec.parameter_count(), plain.parameter_count() + 2 * conv_channels);
+        assert_eq!(norm_name("dec1.conv0"), "dec1.norm0");
+        assert_eq!(conv_of_norm("dec1.norm0").as_deref(), Some("dec1.conv0"));
+        assert_eq!(conv_of_norm("dec1.up"), None);
     }
 
     #[test]

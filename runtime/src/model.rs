@@ -121,6 +121,13 @@ fn dims_of(v: &ValueInfoProto) -> Option<Vec<Option<i64>>> {
 
 /// Check the graph's declared input and output against the card.
 fn check_graph(proto: &ModelProto, card: &ModelCard, source: &ModelSource) -> Result<(), ModelError> {
+    if !card.network.norm.is_none() {
+        return Err(ModelError::new(
+            source,
+            "the card describes a network with batch normalisation; a model for inference holds it folded into \
+             the convolutions (norm none): export the checkpoint with `edge-seg-train export`",
+        ));
+    }
     let graph = proto
         .graph
         .as_ref()

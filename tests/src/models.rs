@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use edge_seg_export::{onnx_bytes, Checkpoint, WeightFormat};
 use edge_seg_models::card::{Intensity, Modality};
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Norm, Padding, Upsampling};
 use edge_seg_models::ModelCard;
 
 /// A network with `filters` base filters and `labels.len()` classes.
@@ -24,6 +24,7 @@ pub fn tiny_spec(
         upsampling,
         in_channels: 1,
         classes,
+        norm: Norm::None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! option combination (tract vs burn, max |Δp| ≤ 1e-4 on probabilities).
 
 use edge_seg_export::{Checkpoint, WeightFormat};
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Norm, Padding, Upsampling};
 use edge_seg_tests::models::{tiny_card, tiny_spec};
 use edge_seg_trainer::cli::export_checked;
 
@@ -27,6 +27,50 @@ fn tract_matches_burn_for_every_combination() {
         }
     }
     assert_eq!(n, 24);
+}
+
+/// A batch-normalised checkpoint exports as a plain network: no
+/// normalisation in the graph or the card, and tract on the folded graph
+/// matches burn on the normalised network with its running statistics.
+#[test]
+fn batch_norm_is_folded_at_export() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, padding) in [Padding::Valid, Padding::Same].into_iter().enumerate() {
+        let spec = NetworkSpec {
+            norm: Norm::Batch,
+            ..tiny_spec(3, 4, ChannelPlan::Doubling, padding, Upsampling::Nearest, 3)
+        };
+        let card = tiny_card(spec.clone(), &["background", "a", "b"], 2.0, 1);
+        let ckpt = Checkpoint::random(card, 20 + n as u64);
+        let out = dir.path().join(format!("bn{n}.onnx"));
+        let (_, diff) = export_checked(&ckpt, &out, WeightFormat::F32).unwrap();
+        assert!(diff <= 1e-4, "{diff}");
+        let model = edge_seg_runtime::model::Model::from_file(&out, None).unwrap();
+        assert_eq!(
+            model.card.network,
+            NetworkSpec {
+                norm: Norm::None,
+                ..spec
+            }
+        );
+        assert!(model
+            .card
+            .provenance
+            .normalisation
+            .as_deref()
+            .unwrap()
+            .contains("folded"));
+        let proto = std::fs::read(&out).unwrap();
+        let text = String::from_utf8_lossy(&proto);
+        assert!(!text.contains("norm0") && !text.contains("running_mean"));
+        // The same checkpoint without its running statistics is refused.
+        let mut broken = ckpt.clone();
+        broken.weights.remove("enc1.norm0.running_var");
+        let e = export_checked(&broken, &dir.path().join("broken.onnx"), WeightFormat::F32)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("enc1.norm0.running_var"), "{e}");
+    }
 }
 
 #[test]

@@ -172,6 +172,12 @@ fn bad_models_are_refused_by_name() {
     c.network.classes -= 1;
     proto.metadata_props[0].value = serde_json::to_string(&c).unwrap();
     cases.push(("classes.onnx", encode(&proto), "classes"));
+    // A card claiming batch normalisation, which exported graphs hold folded.
+    let mut proto = tract_onnx_proto(&bytes);
+    let mut c: ModelCard = ModelCard::from_json(&proto.metadata_props[0].value).unwrap();
+    c.network.norm = edge_seg_models::spec::Norm::Batch;
+    proto.metadata_props[0].value = serde_json::to_string(&c).unwrap();
+    cases.push(("batchnorm.onnx", encode(&proto), "batch normalisation"));
     // Weights changed after export.
     let mut proto = tract_onnx_proto(&bytes);
     let g = proto.graph.as_mut().unwrap();

@@ -10,7 +10,7 @@
 
 use edge_seg_export::{onnx_bytes, Checkpoint, WeightFormat};
 use edge_seg_models::card::{Decode, Intensity, Modality};
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Norm, Padding, Upsampling};
 use edge_seg_models::ModelCard;
 use edge_seg_runtime::backend::graph::build::{attr_int, attr_ints, attr_str, f32_tensor, i64_tensor, model, node};
 use edge_seg_runtime::backend::wgpu::device::adapter_infos;
@@ -233,6 +233,7 @@ fn tiny_unet(padding: Padding, upsampling: Upsampling, format: WeightFormat, fil
         upsampling,
         in_channels: 1,
         classes: 4,
+        norm: Norm::None,
     };
     let tile = match padding {
         Padding::Valid => spec.smallest_input() + 2 * spec.pool_factor(),

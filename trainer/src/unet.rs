@@ -11,20 +11,23 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Result};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::conv::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
-use burn::nn::PaddingConfig3d;
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig3d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use edge_seg_export::checkpoint::WeightInit;
 use edge_seg_export::Tensor as WeightTensor;
-use edge_seg_models::spec::{LayerKind, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::spec::{LayerKind, NetworkSpec, Norm, Padding, Upsampling, BATCH_NORM_EPSILON};
 use edge_seg_models::weights::weight_entries;
 
 #[derive(Module, Debug)]
 pub struct EncBlock {
     pub conv0: Conv3d,
     pub conv1: Conv3d,
+    /// Batch normalisation after each conv (batch-normalised specs only).
+    pub norm0: Option<BatchNorm>,
+    pub norm1: Option<BatchNorm>,
 }
 
 #[derive(Module, Debug)]
@@ -32,6 +35,8 @@ pub struct DecBlock {
     pub up: Option<ConvTranspose3d>,
     pub conv0: Conv3d,
     pub conv1: Conv3d,
+    pub norm0: Option<BatchNorm>,
+    pub norm1: Option<BatchNorm>,
 }
 
 /// A convolution's scheme name in parts: block kind, level, convolution.
@@ -119,10 +124,21 @@ impl UNet {
                 LayerKind::Up { .. } => unreachable!(),
             }
         };
+        let norm_of = |name: &str| -> Option<BatchNorm> {
+            let l = layers.iter().find(|l| l.name == name).expect("layer in spec");
+            match (spec.norm, l.kind) {
+                (Norm::Batch, LayerKind::Conv3 { cout, .. }) => {
+                    Some(BatchNormConfig::new(cout).with_epsilon(BATCH_NORM_EPSILON).init(device))
+                }
+                _ => None,
+            }
+        };
         let enc = (0..spec.levels)
             .map(|l| EncBlock {
                 conv0: conv_of(&format!("enc{l}.conv0"), 3),
                 conv1: conv_of(&format!("enc{l}.conv1"), 3),
+                norm0: norm_of(&format!("enc{l}.conv0")),
+                norm1: norm_of(&format!("enc{l}.conv1")),
             })
             .collect();
         let dec = (0..spec.levels - 1)
@@ -143,6 +159,8 @@ impl UNet {
                 },
                 conv0: conv_of(&format!("dec{l}.conv0"), 3),
                 conv1: conv_of(&format!("dec{l}.conv1"), 3),
+                norm0: norm_of(&format!("dec{l}.conv0")),
+                norm1: norm_of(&format!("dec{l}.conv1")),
             })
             .collect();
         let head = conv_of("head", 1);
@@ -180,8 +198,12 @@ impl UNet {
     /// its ReLU, with the parts of the layer's scheme name (`("dec", 2,
     /// "conv0")` for `dec2.conv0`; nothing is formatted on the training path).
     fn forward_observed(&self, x: Tensor<5>, mut observe: impl FnMut(ConvName, &Tensor<5>)) -> Tensor<5> {
-        let mut conv_relu = |conv: &Conv3d, x: Tensor<5>, name: ConvName| {
-            let y = relu(conv.forward(x));
+        let mut conv_relu = |conv: &Conv3d, norm: &Option<BatchNorm>, x: Tensor<5>, name: ConvName| {
+            let y = conv.forward(x);
+            let y = relu(match norm {
+                Some(n) => n.forward(y),
+                None => y,
+            });
             observe(name, &y);
             y
         };
@@ -189,8 +211,8 @@ impl UNet {
         let mut skips = Vec::new();
         let last = self.enc.len() - 1;
         for (l, block) in self.enc.iter().enumerate() {
-            x = conv_relu(&block.conv0, x, ("enc", l, "conv0"));
-            x = conv_relu(&block.conv1, x, ("enc", l, "conv1"));
+            x = conv_relu(&block.conv0, &block.norm0, x, ("enc", l, "conv0"));
+            x = conv_relu(&block.conv1, &block.norm1, x, ("enc", l, "conv1"));
             if l < last {
                 skips.push(x.clone());
                 x = max_pool2(x);
@@ -205,8 +227,8 @@ impl UNet {
             let [_, _, d, h, w] = up.dims();
             let skip = centre_crop(skips[l].clone(), [d, h, w]);
             x = Tensor::cat(vec![up, skip], 1);
-            x = conv_relu(&block.conv0, x, ("dec", l, "conv0"));
-            x = conv_relu(&block.conv1, x, ("dec", l, "conv1"));
+            x = conv_relu(&block.conv0, &block.norm0, x, ("dec", l, "conv0"));
+            x = conv_relu(&block.conv1, &block.norm1, x, ("dec", l, "conv1"));
         }
         self.head.forward(x)
     }
@@ -347,6 +369,7 @@ mod tests {
             upsampling,
             in_channels: 1,
             classes: 3,
+            norm: Norm::None,
         }
     }
 
@@ -380,6 +403,112 @@ mod tests {
             assert_eq!(names, expected);
             assert_eq!(model.num_params() as u64, spec.parameter_count());
         }
+    }
+
+    #[test]
+    fn batch_norm_parameters_follow_the_scheme() {
+        let spec = NetworkSpec {
+            norm: Norm::Batch,
+            ..tiny(3, Padding::Same, Upsampling::Transposed)
+        };
+        let w = edge_seg_export::checkpoint::glorot_weights(&spec, 5, true);
+        let model = UNet::new(&spec, &w, &Device::flex()).unwrap();
+        let mut names = model.parameter_names();
+        names.sort();
+        let mut expected = scheme_names(&spec);
+        expected.sort();
+        assert_eq!(names, expected);
+        assert!(names.contains(&"dec1.norm0.running_var".to_string()));
+        // The running statistics load and save with the rest.
+        assert_eq!(model.weights(), w);
+    }
+
+    /// A batch-normalised network at inference (running statistics) and the
+    /// plain network export folds it into compute the same scores.
+    #[test]
+    fn folded_batch_norm_computes_the_same_scores() {
+        let device = Device::flex();
+        for (padding, up) in [
+            (Padding::Same, Upsampling::Nearest),
+            (Padding::Valid, Upsampling::Transposed),
+        ] {
+            let spec = NetworkSpec {
+                norm: Norm::Batch,
+                ..tiny(3, padding, up)
+            };
+            let card = edge_seg_models::ModelCard::new(
+                "t",
+                edge_seg_models::card::Modality::CT,
+                &["background", "a", "b"],
+                spec.clone(),
+                [2.0; 3],
+                edge_seg_models::card::Intensity::ct_default(),
+                [spec.smallest_input() + 8; 3],
+            )
+            .unwrap();
+            let ckpt = edge_seg_export::Checkpoint::random(card, 9);
+            let folded = ckpt.folded();
+            assert_eq!(folded.card.network.norm, Norm::None);
+            assert!(folded.card.provenance.normalisation.is_some());
+            assert_eq!(folded.weights.len(), scheme_names(&folded.card.network).len());
+            let s = ckpt.card.tile.input;
+            let n: usize = s.iter().product();
+            let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 200) as f32 / 100.0 - 1.0).collect();
+            let x = Tensor::<5>::from_data(TensorData::new(v, [1, 1, s[0], s[1], s[2]]), &device);
+            let with_norm = UNet::new(&spec, &ckpt.weights, &device).unwrap();
+            let plain = UNet::new(&folded.card.network, &folded.weights, &device).unwrap();
+            let a: Vec<f32> = with_norm
+                .forward_logits(x.clone())
+                .into_data()
+                .try_to_vec_as::<f32>()
+                .unwrap();
+            let b: Vec<f32> = plain.forward_logits(x).into_data().try_to_vec_as::<f32>().unwrap();
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = a.iter().zip(&b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(scale > 1e-3, "{spec:?}: scores are all near zero");
+            assert!(diff <= 1e-5 * scale.max(1.0), "{spec:?}: max |Δ| {diff}, scale {scale}");
+        }
+    }
+
+    /// Training normalises by the batch's statistics and moves the running
+    /// statistics towards them; inference uses the running statistics.
+    #[test]
+    fn batch_norm_trains_on_batch_statistics_and_keeps_running_ones() {
+        let spec = NetworkSpec {
+            norm: Norm::Batch,
+            ..tiny(2, Padding::Same, Upsampling::Nearest)
+        };
+        let ad = Device::flex().autodiff();
+        let w = initial_weights(&spec, 4);
+        let model = UNet::new(&spec, &w, &ad).unwrap();
+        let n = 8 * 8 * 8;
+        let v: Vec<f32> = (0..n).map(|i| 5.0 + ((i * 31) % 17) as f32).collect();
+        let x = Tensor::<5>::from_data(TensorData::new(v, [1, 1, 8, 8, 8]), &ad);
+        let train_scores: Vec<f32> = model
+            .forward_logits(x.clone())
+            .into_data()
+            .try_to_vec_as::<f32>()
+            .unwrap();
+        let after = model.valid().weights();
+        let mean = &after["enc0.norm0.running_mean"].values;
+        assert!(
+            mean.iter().any(|&m| m.abs() > 1e-3),
+            "running mean did not move: {mean:?}"
+        );
+        assert_ne!(after["enc0.norm0.running_var"], w["enc0.norm0.running_var"]);
+        // At inference, the same input goes through the running statistics,
+        // which after one step are not the batch's: the scores differ.
+        let eval = model.valid();
+        let x = Tensor::<5>::from_data(x.into_data(), &Device::flex());
+        let eval_scores: Vec<f32> = eval.forward_logits(x).into_data().try_to_vec_as::<f32>().unwrap();
+        let diff = train_scores
+            .iter()
+            .zip(&eval_scores)
+            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(
+            diff > 1e-3,
+            "training and inference scores agree ({diff}): statistics unused"
+        );
     }
 
     #[test]

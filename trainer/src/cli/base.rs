@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use edge_seg_export::checkpoint::WeightInit;
 use edge_seg_models::card::{Intensity, Modality};
-use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Padding, Upsampling};
+use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Norm, Padding, Upsampling};
 use edge_seg_models::Manifest;
 
 use crate::data::Augmentation;
@@ -36,6 +36,10 @@ pub struct SpecArgs {
     /// Override the upsampling: nearest or transposed.
     #[arg(long)]
     pub upsampling: Option<String>,
+    /// Override the normalisation after each convolution: none or batch
+    /// (batch normalisation; export folds it into the convolutions).
+    #[arg(long)]
+    pub norm: Option<String>,
 }
 
 /// Network and optimisation settings shared by `base` and `transfer`.
@@ -224,6 +228,13 @@ pub fn network_spec(a: &SpecArgs, classes: usize) -> Result<NetworkSpec> {
             "nearest" => Upsampling::Nearest,
             "transposed" => Upsampling::Transposed,
             _ => bail!("--upsampling must be nearest or transposed"),
+        };
+    }
+    if let Some(n) = &a.norm {
+        spec.norm = match n.as_str() {
+            "none" => Norm::None,
+            "batch" => Norm::Batch,
+            _ => bail!("--norm must be none or batch"),
         };
     }
     spec.validate()?;

@@ -52,17 +52,23 @@ pub fn export_checked(ckpt: &Checkpoint, out: &std::path::Path, format: WeightFo
     let tile = test_tile(card.tile.input);
     let tract = TractBackend::new(&tract_onnx_proto(&bytes)?, card.classes());
     let t = tract.run(&tile).map_err(anyhow::Error::msg)?;
-    // Burn runs the weights exactly as stored (rounded to f16 for --fp16).
-    let mut weights = ckpt.weights.clone();
-    if format == WeightFormat::F16 {
-        for w in weights.values_mut() {
-            for v in &mut w.values {
-                *v = half::f16::from_f32(*v).to_f32();
+    // Burn runs the checkpoint as trained (a batch-normalised network with
+    // its running statistics, so the fold is checked too); for --fp16 it
+    // runs the weights exactly as stored, folded and rounded to f16.
+    let (spec, weights) = match format {
+        WeightFormat::F32 => (ckpt.card.network.clone(), ckpt.weights.clone()),
+        WeightFormat::F16 => {
+            let mut folded = ckpt.folded();
+            for w in folded.weights.values_mut() {
+                for v in &mut w.values {
+                    *v = half::f16::from_f32(*v).to_f32();
+                }
             }
+            (folded.card.network, folded.weights)
         }
-    }
+    };
     let device = Device::flex();
-    let model = UNet::new(&card.network, &weights, &device)?;
+    let model = UNet::new(&spec, &weights, &device)?;
     let b = forward_tile(&model, &device, &tile).map_err(anyhow::Error::msg)?;
     if t.dim() != b.dim() {
         bail!("tract gives {:?} but burn {:?} for the test tile", t.dim(), b.dim());

@@ -91,6 +91,8 @@ impl ModuleMapper for Freeze<'_> {
     fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let name = crate::unet::scheme_name(&self.path);
         let layer = name.rsplit_once('.').map(|(l, _)| l.to_string()).unwrap_or_default();
+        // A normalisation trains with its convolution.
+        let layer = edge_seg_models::weights::conv_of_norm(&layer).unwrap_or(layer);
         let train = self.trainable.contains(&layer);
         p.set_require_grad(train)
     }
@@ -151,6 +153,7 @@ pub fn card_for(
         synthetic_data: false,
         iterations: Some(iteration),
         loss: Some(cfg.loss.name().to_string()),
+        normalisation: None,
     };
     Ok(card)
 }
