@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Flag, Module, ModuleMapper, Param};
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use edge_seg_export::{Checkpoint, Tensor as WeightTensor};
@@ -89,12 +89,25 @@ impl ModuleMapper for Freeze<'_> {
         self.path.pop();
     }
     fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let train = self.trains();
+        p.set_require_grad(train)
+    }
+    /// A frozen batch normalisation also keeps its running statistics: it
+    /// normalises by them, as at inference, instead of by the batch's.
+    fn map_flag(&mut self, flag: Param<Flag>) -> Param<Flag> {
+        let train = self.trains();
+        flag.with_value(train)
+    }
+}
+
+impl Freeze<'_> {
+    /// Whether the tensor at the current path trains (a normalisation trains
+    /// with its convolution).
+    fn trains(&self) -> bool {
         let name = crate::unet::scheme_name(&self.path);
         let layer = name.rsplit_once('.').map(|(l, _)| l.to_string()).unwrap_or_default();
-        // A normalisation trains with its convolution.
         let layer = edge_seg_models::weights::conv_of_norm(&layer).unwrap_or(layer);
-        let train = self.trainable.contains(&layer);
-        p.set_require_grad(train)
+        self.trainable.contains(&layer)
     }
 }
 
@@ -453,6 +466,32 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edge_seg_models::spec::{Norm, Padding};
+
+    /// Freezing all but the last layers freezes their batch normalisations
+    /// too: a training pass moves only the trainable layers' running
+    /// statistics.
+    #[test]
+    fn frozen_layers_keep_their_normalisation_statistics() {
+        let spec = edge_seg_models::NetworkSpec {
+            levels: 2,
+            base_filters: 2,
+            padding: Padding::Same,
+            norm: Norm::Batch,
+            ..edge_seg_models::NetworkSpec::paper(3)
+        };
+        let ad = Device::flex().autodiff();
+        let w = crate::unet::initial_weights(&spec, 1);
+        let tail = Trainable::Tail { layers: 2 };
+        assert_eq!(trainable_layers(&spec, &tail), ["dec0.conv1", "head"]);
+        let model = apply_trainable(UNet::new(&spec, &w, &ad).unwrap(), &spec, &tail);
+        let v: Vec<f32> = (0..512).map(|i| 3.0 + (i % 7) as f32).collect();
+        let _ = model.forward_logits(Tensor::<5>::from_data(TensorData::new(v, [1, 1, 8, 8, 8]), &ad));
+        let after = model.valid().weights();
+        assert_eq!(after["enc0.norm0.running_mean"], w["enc0.norm0.running_mean"]);
+        assert_eq!(after["dec0.norm0.running_var"], w["dec0.norm0.running_var"]);
+        assert_ne!(after["dec0.norm1.running_mean"], w["dec0.norm1.running_mean"]);
+    }
 
     #[test]
     fn dead_layer_warning_names_only_dead_layers() {
