@@ -109,7 +109,8 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         "wrote {} ({:.1} MB, {} parameters, {}); tract vs burn max |Δp| = {diff:.2e}",
         a.out.display(),
         size as f64 / 1e6,
-        ckpt.card.network.parameter_count(),
+        // The exported network's: batch normalisation is folded away.
+        ckpt.folded().card.network.parameter_count(),
         if a.fp16 { "float16 weights" } else { "float32 weights" }
     );
     Ok(())
