@@ -59,6 +59,9 @@ impl Checkpoint {
                 Some(t) if t.values.iter().any(|v| !v.is_finite()) => {
                     problems.push(format!("tensor {name} contains NaN or infinite values"))
                 }
+                Some(t) if name.ends_with(".running_var") && t.values.iter().any(|&v| v < 0.0) => {
+                    problems.push(format!("tensor {name} holds a negative variance"))
+                }
                 Some(_) => {}
             }
         }

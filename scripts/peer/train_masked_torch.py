@@ -5,13 +5,14 @@ of the trainer?
     python train_masked_torch.py DATASET_DIR ITERATIONS LR none|batch THREADS [VAL_EVERY]
 
 Same network (4 levels, doubling plan from 8 filters, same padding, nearest
-upsampling, He-uniform init, optional batch normalisation), same sampler policy
-(batch 2, 48³ patches, half the patches from complete cases, 0.67 centred on an
-annotated voxel; no augmentation), same masked loss (Dice over annotated classes
+upsampling, He-uniform init, optional batch normalisation), same case and
+patch-centre policy (batch 2, 48³ patches, half the patches from complete cases,
+0.67 centred on an annotated voxel) but none of the trainer's augmentation, same
+masked loss (Dice over annotated classes
 present in the patch + cross-entropy over annotated voxels, background only in
 complete cases), Adam with 50 warm-up iterations and a cosine schedule.
-Validation: argmax Dice per structure on the first 2 validation cases, whole
-volume, on the model grid.
+Validation: argmax Dice per structure on the first 2 validation cases, each
+whole volume in one pass (the trainer uses sliding windows), on the model grid.
 
 It reads the cases `edge-seg-train base` has already preprocessed into
 DATASET_DIR/.edge-seg-cache (4 mm spacing, CT window -1000..400 HU), so run the

@@ -45,6 +45,9 @@ fn batch_norm_is_folded_at_export() {
         let out = dir.path().join(format!("bn{n}.onnx"));
         let (_, diff) = export_checked(&ckpt, &out, WeightFormat::F32).unwrap();
         assert!(diff <= 1e-4, "{diff}");
+        let (_, diff16) =
+            export_checked(&ckpt, &dir.path().join(format!("bn{n}.f16.onnx")), WeightFormat::F16).unwrap();
+        assert!(diff16 <= 1e-4, "{diff16}");
         let model = edge_seg_runtime::model::Model::from_file(&out, None).unwrap();
         assert_eq!(
             model.card.network,
@@ -70,6 +73,14 @@ fn batch_norm_is_folded_at_export() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("enc1.norm0.running_var"), "{e}");
+        // A negative variance would fold into NaN weights.
+        let mut negative = ckpt.clone();
+        negative.weights.get_mut("dec0.norm1.running_var").unwrap().values[0] = -0.5;
+        let e = export_checked(&negative, &dir.path().join("negative.onnx"), WeightFormat::F32)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dec0.norm1.running_var holds a negative variance"), "{e}");
+        assert!(!dir.path().join("negative.onnx").exists());
     }
 }
 

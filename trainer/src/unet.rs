@@ -238,7 +238,9 @@ impl UNet {
         softmax(self.forward_logits(x), 1)
     }
 
-    /// All weights by scheme name.
+    /// All weights by scheme name. Take them from `model.valid()` while
+    /// training: burn syncs batch-normalisation running statistics there, and
+    /// a model still on the autodiff device may report them one update late.
     pub fn weights(&self) -> BTreeMap<String, WeightTensor> {
         let mut c = Collect {
             path: Vec::new(),
