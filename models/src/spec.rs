@@ -241,18 +241,13 @@ impl NetworkSpec {
     /// Trainable parameters: every layer's weight and bias, plus each
     /// normalisation's scale and shift (running statistics are not counted).
     pub fn parameter_count(&self) -> u64 {
-        let norm: u64 = match self.norm {
-            Norm::None => 0,
-            Norm::Batch => self
-                .layers()
-                .iter()
-                .map(|l| match l.kind {
-                    LayerKind::Conv3 { cout, .. } => 2 * cout as u64,
-                    _ => 0,
-                })
-                .sum(),
-        };
-        self.layers().iter().map(Layer::parameter_count).sum::<u64>() + norm
+        self.layers()
+            .iter()
+            .map(|l| match (self.norm, l.kind) {
+                (Norm::Batch, LayerKind::Conv3 { cout, .. }) => l.parameter_count() + 2 * cout as u64,
+                _ => l.parameter_count(),
+            })
+            .sum()
     }
 
     /// Voxels lost per side by one 3x3x3 conv.

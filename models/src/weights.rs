@@ -91,13 +91,18 @@ mod tests {
     use super::*;
     use crate::spec::{NetworkSpec, Upsampling};
 
-    #[test]
-    fn names_follow_layers_weight_then_bias() {
-        let spec = NetworkSpec {
+    /// Two levels of the paper's network from 4 filters, 3 classes.
+    fn two_levels() -> NetworkSpec {
+        NetworkSpec {
             levels: 2,
             base_filters: 4,
             ..NetworkSpec::paper(3)
-        };
+        }
+    }
+
+    #[test]
+    fn names_follow_layers_weight_then_bias() {
+        let spec = two_levels();
         let names: Vec<String> = weight_entries(&spec).into_iter().map(|e| e.name).collect();
         assert_eq!(
             names,
@@ -137,11 +142,7 @@ mod tests {
 
     #[test]
     fn batch_norm_tensors_follow_each_conv_and_only_scale_and_shift_count() {
-        let plain = NetworkSpec {
-            levels: 2,
-            base_filters: 4,
-            ..NetworkSpec::paper(3)
-        };
+        let plain = two_levels();
         let spec = NetworkSpec {
             norm: Norm::Batch,
             ..plain.clone()

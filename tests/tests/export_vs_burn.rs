@@ -18,9 +18,9 @@ fn tract_matches_burn_for_every_combination() {
                     let card = tiny_card(spec, &["background", "a", "b"], 2.0, 1);
                     let ckpt = Checkpoint::random(card, n);
                     let out = dir.path().join(format!("m{n}.onnx"));
-                    let (size, diff) = export_checked(&ckpt, &out, WeightFormat::F32).unwrap();
-                    assert!(out.exists() && size > 0);
-                    assert!(diff <= 1e-4, "{diff}");
+                    let done = export_checked(&ckpt, &out, WeightFormat::F32).unwrap();
+                    assert!(out.exists() && done.bytes > 0);
+                    assert!(done.max_diff <= 1e-4, "{}", done.max_diff);
                     n += 1;
                 }
             }
@@ -43,11 +43,18 @@ fn batch_norm_is_folded_at_export() {
         let card = tiny_card(spec.clone(), &["background", "a", "b"], 2.0, 1);
         let ckpt = Checkpoint::random(card, 20 + n as u64);
         let out = dir.path().join(format!("bn{n}.onnx"));
-        let (_, diff) = export_checked(&ckpt, &out, WeightFormat::F32).unwrap();
-        assert!(diff <= 1e-4, "{diff}");
-        let (_, diff16) =
-            export_checked(&ckpt, &dir.path().join(format!("bn{n}.f16.onnx")), WeightFormat::F16).unwrap();
-        assert!(diff16 <= 1e-4, "{diff16}");
+        let done = export_checked(&ckpt, &out, WeightFormat::F32).unwrap();
+        assert!(done.max_diff <= 1e-4, "{}", done.max_diff);
+        assert_eq!(
+            done.parameters,
+            NetworkSpec {
+                norm: Norm::None,
+                ..spec.clone()
+            }
+            .parameter_count()
+        );
+        let f16 = export_checked(&ckpt, &dir.path().join(format!("bn{n}.f16.onnx")), WeightFormat::F16).unwrap();
+        assert!(f16.max_diff <= 1e-4, "{}", f16.max_diff);
         let model = edge_seg_runtime::model::Model::from_file(&out, None).unwrap();
         assert_eq!(
             model.card.network,
@@ -96,9 +103,10 @@ fn fp16_export_matches_burn_with_rounded_weights() {
     let ckpt = Checkpoint::random(card, 9);
     let out32 = dir.path().join("m32.onnx");
     let out16 = dir.path().join("m16.onnx");
-    let (s32, _) = export_checked(&ckpt, &out32, WeightFormat::F32).unwrap();
-    let (s16, d16) = export_checked(&ckpt, &out16, WeightFormat::F16).unwrap();
-    assert!(d16 <= 1e-4);
+    let s32 = export_checked(&ckpt, &out32, WeightFormat::F32).unwrap().bytes;
+    let f16 = export_checked(&ckpt, &out16, WeightFormat::F16).unwrap();
+    assert!(f16.max_diff <= 1e-4);
+    let s16 = f16.bytes;
     assert!((s16 as f64) < 0.6 * s32 as f64, "fp16 {s16} vs f32 {s32}");
 }
 

@@ -116,17 +116,16 @@ impl UNet {
     pub fn new(spec: &NetworkSpec, weights: &BTreeMap<String, WeightTensor>, device: &Device) -> Result<UNet> {
         spec.validate()?;
         let layers = spec.layers();
+        let kind_of = |name: &str| layers.iter().find(|l| l.name == name).expect("layer in spec").kind;
         let conv_of = |name: &str, kernel: usize| -> Conv3d {
-            let l = layers.iter().find(|l| l.name == name).expect("layer in spec");
-            match l.kind {
+            match kind_of(name) {
                 LayerKind::Conv3 { cin, cout } => conv(cin, cout, kernel, spec.padding, device),
                 LayerKind::Head { cin, classes } => conv(cin, classes, 1, Padding::Valid, device),
                 LayerKind::Up { .. } => unreachable!(),
             }
         };
         let norm_of = |name: &str| -> Option<BatchNorm> {
-            let l = layers.iter().find(|l| l.name == name).expect("layer in spec");
-            match (spec.norm, l.kind) {
+            match (spec.norm, kind_of(name)) {
                 (Norm::Batch, LayerKind::Conv3 { cout, .. }) => {
                     Some(BatchNormConfig::new(cout).with_epsilon(BATCH_NORM_EPSILON).init(device))
                 }

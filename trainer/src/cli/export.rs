@@ -43,11 +43,22 @@ pub fn test_tile(shape: [usize; 3]) -> Array3<f32> {
     })
 }
 
-/// Export with the burn cross-check; returns the file size and the largest
-/// tract–burn difference.
-pub fn export_checked(ckpt: &Checkpoint, out: &std::path::Path, format: WeightFormat) -> Result<(usize, f32)> {
+/// What a checked export wrote.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckedExport {
+    /// Size of the ONNX file.
+    pub bytes: usize,
+    /// The largest tract–burn difference on the test tile.
+    pub max_diff: f32,
+    /// Parameters of the exported network (batch normalisation folded away).
+    pub parameters: u64,
+}
+
+/// Export with the burn cross-check.
+pub fn export_checked(ckpt: &Checkpoint, out: &std::path::Path, format: WeightFormat) -> Result<CheckedExport> {
     ckpt.check_weights(out)?;
-    let (bytes, card) = onnx_bytes(ckpt, format);
+    let folded = ckpt.folded();
+    let (bytes, card) = onnx_bytes(&folded, format);
     verify_onnx_bytes(out, &bytes, &card)?;
     let tile = test_tile(card.tile.input);
     let tract = TractBackend::new(&tract_onnx_proto(&bytes)?, card.classes());
@@ -58,7 +69,7 @@ pub fn export_checked(ckpt: &Checkpoint, out: &std::path::Path, format: WeightFo
     let (spec, weights) = match format {
         WeightFormat::F32 => (ckpt.card.network.clone(), ckpt.weights.clone()),
         WeightFormat::F16 => {
-            let mut folded = ckpt.folded();
+            let mut folded = folded;
             for w in folded.weights.values_mut() {
                 for v in &mut w.values {
                     *v = half::f16::from_f32(*v).to_f32();
@@ -85,7 +96,11 @@ pub fn export_checked(ckpt: &Checkpoint, out: &std::path::Path, format: WeightFo
         );
     }
     edge_seg_models::atomic::write_bytes(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    Ok((bytes.len(), diff))
+    Ok(CheckedExport {
+        bytes: bytes.len(),
+        max_diff: diff,
+        parameters: card.network.parameter_count(),
+    })
 }
 
 fn tract_onnx_proto(bytes: &[u8]) -> Result<tract_onnx::pb::ModelProto> {
@@ -104,14 +119,14 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         ckpt.card.task = t.clone();
     }
     let format = if a.fp16 { WeightFormat::F16 } else { WeightFormat::F32 };
-    let (size, diff) = export_checked(&ckpt, &a.out, format)?;
+    let done = export_checked(&ckpt, &a.out, format)?;
     println!(
-        "wrote {} ({:.1} MB, {} parameters, {}); tract vs burn max |Δp| = {diff:.2e}",
+        "wrote {} ({:.1} MB, {} parameters, {}); tract vs burn max |Δp| = {:.2e}",
         a.out.display(),
-        size as f64 / 1e6,
-        // The exported network's: batch normalisation is folded away.
-        ckpt.folded().card.network.parameter_count(),
-        if a.fp16 { "float16 weights" } else { "float32 weights" }
+        done.bytes as f64 / 1e6,
+        done.parameters,
+        if a.fp16 { "float16 weights" } else { "float32 weights" },
+        done.max_diff
     );
     Ok(())
 }
