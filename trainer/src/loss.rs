@@ -43,8 +43,8 @@ impl LossKind {
     }
 }
 
-/// Relative weights of the two terms, and which classes the Dice term of
-/// `naive` and `masked` averages over.
+/// Relative weights of the two terms, and which classes the Dice term
+/// averages over.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LossWeights {
     pub dice: f32,
@@ -215,10 +215,11 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             let mut wdice = vec![0f32; b * c];
             let mut wneg = vec![0f32; b];
             for i in 0..b {
-                let n = annotated[i].iter().filter(|&&a| a).count() + 1;
+                let counts = |k: usize| annotated[i][k] && (!w.dice_present_only || ysum[i * c + k] > 0.0);
+                let n = (0..c).filter(|&k| counts(k)).count() + 1;
                 wneg[i] = 1.0 / n as f32;
                 for k in 0..c {
-                    if annotated[i][k] {
+                    if counts(k) {
                         wdice[i * c + k] = 1.0 / n as f32;
                     }
                 }
@@ -333,6 +334,30 @@ mod tests {
         let d1 = 1.0 - (2.0 * 0.7 + 1.0) / (0.8 + 1.0 + 1.0);
         let dneg = 1.0 - (2.0 * 0.9 + 1.0) / (1.2 + 1.0 + 1.0);
         close(scalar(parts.dice), (d1 + dneg) / 2.0);
+    }
+
+    #[test]
+    fn marginal_present_only_dice_skips_absent_annotated_classes() {
+        // Classes 1 and 2 annotated, only class 1 occurs in the patch: the
+        // absent class 2 leaves the Dice term (which then averages class 1
+        // and the negative class) but still competes in the cross-entropy.
+        let p = [[0.2, 0.7, 0.1], [0.5, 0.1, 0.4]];
+        let t = labels([1, 0], vec![1, 2], false);
+        let present = LossWeights {
+            dice_present_only: true,
+            ..LossWeights::default()
+        };
+        let all = loss(LossKind::Marginal, logits_from_probs(p), &t, LossWeights::default());
+        let parts = loss(LossKind::Marginal, logits_from_probs(p), &t, present);
+        // negative = background only: p_neg = [0.2, 0.5]; y_neg = [0, 1].
+        let d1 = 1.0 - (2.0 * 0.7 + 1.0) / (0.8 + 1.0 + 1.0);
+        let d2 = 1.0 - 1.0 / (0.5 + 1.0);
+        let dneg = 1.0 - (2.0 * 0.5 + 1.0) / (0.7 + 1.0 + 1.0);
+        close(scalar(all.dice), (d1 + d2 + dneg) / 3.0);
+        close(scalar(parts.dice), (d1 + dneg) / 2.0);
+        let ce = -((0.7f32).ln() + (0.5f32).ln()) / 2.0;
+        close(scalar(all.ce), ce);
+        close(scalar(parts.ce), ce);
     }
 
     #[test]

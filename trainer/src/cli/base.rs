@@ -60,9 +60,9 @@ pub struct TrainArgs {
     pub dice_weight: f32,
     #[arg(long, default_value_t = 1.0)]
     pub ce_weight: f32,
-    /// naive and masked: average the Dice term only over annotated classes
-    /// present in the patch (by default an absent annotated class counts
-    /// too, pushing its probability towards zero everywhere in the patch).
+    /// Average the Dice term only over annotated classes present in the
+    /// patch (by default an absent annotated class counts too, pushing its
+    /// probability towards zero everywhere in the patch).
     #[arg(long)]
     pub dice_present_only: bool,
     #[arg(long, default_value_t = 2000)]
