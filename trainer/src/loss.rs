@@ -136,6 +136,14 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
     let psum = p.clone().sum_dims(&[2, 3, 4]).reshape([b, c]);
     let ysum_t = tensor2(ysum.clone(), [b, c], &device);
     let dice_c = (inter * 2.0 + DICE_SMOOTH) / (psum + ysum_t + DICE_SMOOTH);
+    // Per image: which classes the Dice term averages over.
+    let in_dice: Vec<Vec<bool>> = (0..b)
+        .map(|i| {
+            (0..c)
+                .map(|k| annotated[i][k] && (!w.dice_present_only || ysum[i * c + k] > 0.0))
+                .collect()
+        })
+        .collect();
 
     match kind {
         LossKind::Naive | LossKind::Masked => {
@@ -143,12 +151,11 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             let mut wdice = vec![0f32; b * c];
             let mut images = 0usize;
             for i in 0..b {
-                let counts = |k: usize| annotated[i][k] && (!w.dice_present_only || ysum[i * c + k] > 0.0);
-                let n = (0..c).filter(|&k| counts(k)).count();
+                let n = in_dice[i].iter().filter(|&&d| d).count();
                 if n > 0 {
                     images += 1;
                     for k in 0..c {
-                        if counts(k) {
+                        if in_dice[i][k] {
                             wdice[i * c + k] = 1.0 / n as f32;
                         }
                     }
@@ -215,11 +222,10 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             let mut wdice = vec![0f32; b * c];
             let mut wneg = vec![0f32; b];
             for i in 0..b {
-                let counts = |k: usize| annotated[i][k] && (!w.dice_present_only || ysum[i * c + k] > 0.0);
-                let n = (0..c).filter(|&k| counts(k)).count() + 1;
+                let n = in_dice[i].iter().filter(|&&d| d).count() + 1;
                 wneg[i] = 1.0 / n as f32;
                 for k in 0..c {
-                    if counts(k) {
+                    if in_dice[i][k] {
                         wdice[i * c + k] = 1.0 / n as f32;
                     }
                 }
