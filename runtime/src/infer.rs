@@ -15,6 +15,7 @@ use crate::backend::TileBackend;
 use crate::memory::format_bytes;
 use crate::model::Model;
 use crate::preprocess::{preprocess, PreprocessSpec};
+use crate::softmax::softmax_channels;
 use crate::tiling::{decode, segment, segment_labels, TilePlan};
 use crate::volume::{Problem, Volume, VolumeError};
 use crate::{postprocess, volume};
@@ -33,7 +34,8 @@ pub struct InferOptions {
     pub fill_holes: bool,
     /// Blended (same-padded) models: tile overlap.
     pub overlap: f64,
-    /// Run exact tiles concurrently.
+    /// Run tiles concurrently (one per rayon thread); the tile is then
+    /// chosen so that that many fit the memory budget together.
     pub parallel_tiles: bool,
 }
 
@@ -155,21 +157,6 @@ pub fn choose_tile(
     })
 }
 
-/// Softmax over channels in place (for models that output logits).
-fn softmax_channels(s: &mut Array4<f32>) {
-    for mut lane in s.lanes_mut(Axis(0)) {
-        let max = lane.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for v in lane.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        for v in lane.iter_mut() {
-            *v /= sum;
-        }
-    }
-}
-
 /// A model on a backend, ready to segment scans.
 pub struct Segmenter<'a> {
     pub model: &'a Model,
@@ -221,12 +208,23 @@ impl Segmenter<'_> {
                 )),
             ));
         }
-        choose_tile(&self.model.card, grid, budget - volume_need, self.options.tile).map_err(|m| {
+        let in_flight = if self.options.parallel_tiles {
+            rayon::current_num_threads().max(1) as u64
+        } else {
+            1
+        };
+        let per_tile = (budget - volume_need) / in_flight;
+        choose_tile(&self.model.card, grid, per_tile, self.options.tile).map_err(|m| {
             VolumeError::new(
                 path,
                 Problem::Other(format!(
-                    "too large for the memory budget: the volume needs about {}, and {m}",
-                    format_bytes(volume_need)
+                    "too large for the memory budget: the volume needs about {}, and {m}{}",
+                    format_bytes(volume_need),
+                    if in_flight > 1 {
+                        format!(" ({in_flight} tiles in flight with --parallel-tiles share it)")
+                    } else {
+                        String::new()
+                    }
                 )),
             )
         })
@@ -402,14 +400,5 @@ mod tests {
         assert!(choose_tile(&c, [300; 3], 1 << 20, None).unwrap_err().contains("budget"));
         // A forced edge is respected.
         assert_eq!(choose_tile(&c, [300; 3], 8 << 30, Some(140)).unwrap(), [140; 3]);
-    }
-
-    #[test]
-    fn softmax_normalises() {
-        let mut s = Array4::from_shape_vec((2, 1, 1, 2), vec![0.0, 10.0, 0.0, -10.0]).unwrap();
-        softmax_channels(&mut s);
-        assert!((s[[0, 0, 0, 0]] - 0.5).abs() < 1e-6);
-        assert!((s[[0, 0, 0, 1]] + s[[1, 0, 0, 1]] - 1.0).abs() < 1e-6);
-        assert!(s[[0, 0, 0, 1]] > 0.99);
     }
 }

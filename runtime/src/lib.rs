@@ -12,6 +12,7 @@
 //! - [`outputs`]: label map, colour table, report and per-structure masks;
 //! - [`builtin`]: the default model compiled into the binary;
 //! - [`preprocess`]: scan → model grid and labels back, shared with the trainer;
+//! - [`softmax`]: class probabilities from a tile's scores;
 //! - [`tiling`]: sliding-window inference (exact overlap-tile or Gaussian blending);
 //! - [`cli`]: the `edge-seg` command line.
 
@@ -26,5 +27,6 @@ pub mod model;
 pub mod outputs;
 pub mod postprocess;
 pub mod preprocess;
+pub mod softmax;
 pub mod tiling;
 pub mod volume;

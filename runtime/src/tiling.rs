@@ -335,6 +335,7 @@ where
 
 /// Run `forward` over every tile of `plan` and return the label map.
 /// Exact tiles are decoded as they come; blended tiles slab by slab.
+/// `parallel` runs tiles concurrently (blended: those of one z-group).
 /// `progress` is called after each tile.
 pub fn segment<F>(
     volume: ArrayView3<f32>,
@@ -354,7 +355,7 @@ where
     }
     let mut out = Array3::<u16>::zeros(dims);
     if plan.blended {
-        blend_slabs(volume, plan, pad, forward, progress, |z0, scores| {
+        blend_slabs(volume, plan, pad, parallel, forward, progress, |z0, scores| {
             let rows = scores.dim().1;
             out.slice_mut(s![z0..z0 + rows, .., ..])
                 .assign(&decode(scores.view(), rule));
@@ -374,7 +375,14 @@ where
 
 /// Full-volume scores `[C, z, y, x]` (for tests and small volumes; inference
 /// itself never holds this array).
-pub fn volume_scores<F>(volume: ArrayView3<f32>, plan: &TilePlan, pad: f32, forward: F) -> Result<Array4<f32>, String>
+/// `parallel` as in [`segment`].
+pub fn volume_scores<F>(
+    volume: ArrayView3<f32>,
+    plan: &TilePlan,
+    pad: f32,
+    parallel: bool,
+    forward: F,
+) -> Result<Array4<f32>, String>
 where
     F: Fn(&Array3<f32>) -> TileResult + Sync,
 {
@@ -382,13 +390,13 @@ where
     let mut out: Option<Array4<f32>> = None;
     let alloc = |c: usize| Array4::<f32>::zeros((c, z, y, x));
     if plan.blended {
-        blend_slabs(volume, plan, pad, forward, &|| {}, |z0, scores| {
+        blend_slabs(volume, plan, pad, parallel, forward, &|| {}, |z0, scores| {
             let o = out.get_or_insert_with(|| alloc(scores.dim().0));
             let rows = scores.dim().1;
             o.slice_mut(s![.., z0..z0 + rows, .., ..]).assign(&scores);
         })?;
     } else {
-        exact_tiles(volume, plan, pad, false, forward, &|| {}, |tile, scores| {
+        exact_tiles(volume, plan, pad, parallel, forward, &|| {}, |tile, scores| {
             let o = out.get_or_insert_with(|| alloc(scores.dim().0));
             o.slice_mut(s![
                 ..,
@@ -480,27 +488,35 @@ impl Slab {
 
 /// Gaussian-blended sliding window: calls `sink(z0, scores)` with the
 /// final, normalised scores of consecutive z-slabs `[z0, z0 + rows)`.
+/// `parallel` runs the tiles of each z-group concurrently, as many at a time
+/// as rayon has threads; they are still added in tile order, so the result
+/// is the same bit for bit.
 pub fn blend_slabs<F>(
     volume: ArrayView3<f32>,
     plan: &TilePlan,
     pad: f32,
+    parallel: bool,
     forward: F,
     progress: &(dyn Fn() + Sync),
     mut sink: impl FnMut(usize, Array4<f32>),
 ) -> Result<(), String>
 where
-    F: Fn(&Array3<f32>) -> TileResult,
+    F: Fn(&Array3<f32>) -> TileResult + Sync,
 {
     let (nz, ny, nx) = volume.dim();
     let weights = gaussian_map(plan.input);
     let mut z_starts: Vec<usize> = plan.tiles.iter().map(|t| t.output_start[0] as usize).collect();
     z_starts.dedup();
+    let run_tile = |tile: &TilePos| -> TileResult {
+        let scores = forward(&extract_input(volume, tile, plan.input, pad))?;
+        check_scores(&scores, plan.output)?;
+        progress();
+        Ok(scores)
+    };
     let mut slab: Option<Slab> = None;
     for (zi, &z0) in z_starts.iter().enumerate() {
-        for tile in plan.tiles.iter().filter(|t| t.output_start[0] as usize == z0) {
-            let input = extract_input(volume, tile, plan.input, pad);
-            let scores = forward(&input)?;
-            check_scores(&scores, plan.output)?;
+        let group: Vec<&TilePos> = plan.tiles.iter().filter(|t| t.output_start[0] as usize == z0).collect();
+        let mut add = |tile: &TilePos, scores: Array4<f32>| {
             let sl = slab.get_or_insert_with(|| Slab::new(scores.dim().0, 0, ny, nx));
             sl.reach(tile.keep_end[0]);
             let start = [0, 1, 2].map(|d| tile.output_start[d] as usize);
@@ -510,7 +526,19 @@ where
                 weights.slice(s![..ext[0], ..ext[1], ..ext[2]]),
                 start,
             );
-            progress();
+        };
+        if parallel {
+            // Bounded memory: one chunk of tiles in flight at a time.
+            for tiles in group.chunks(rayon::current_num_threads().max(1)) {
+                let results: Vec<TileResult> = tiles.par_iter().map(|tile| run_tile(tile)).collect();
+                for (tile, scores) in tiles.iter().zip(results) {
+                    add(tile, scores?);
+                }
+            }
+        } else {
+            for tile in group {
+                add(tile, run_tile(tile)?);
+            }
         }
         // Rows below the next group's start are final.
         let done_to = z_starts.get(zi + 1).copied().unwrap_or(nz);

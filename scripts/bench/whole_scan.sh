@@ -3,7 +3,8 @@
 # the usual Python pipeline (whole_scan.py: nibabel + scipy + onnxruntime
 # with Gaussian-blended sliding window) on a phantom of about 300x225x250
 # voxels. Reports wall time and peak RSS (/usr/bin/time -v), their ratios,
-# and how far the two label maps agree.
+# and how far the two label maps agree. EDGE_SEG_ARGS adds options to
+# `edge-seg infer` (e.g. EDGE_SEG_ARGS=--parallel-tiles).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/bench/venv.sh numpy scipy nibabel onnx onnxruntime==1.32.0
@@ -27,7 +28,7 @@ measure() { # label, command...
     echo "$label $wall $rss"
 }
 THREADS="${THREADS:-$(nproc)}"
-a=$(measure edge-seg $BIN/edge-seg infer "$SCAN" --model "$MODEL" -o "$WORK/edge-seg.seg.nii.gz" --threads "$THREADS" --quiet)
+a=$(measure edge-seg $BIN/edge-seg infer "$SCAN" --model "$MODEL" -o "$WORK/edge-seg.seg.nii.gz" --threads "$THREADS" --quiet ${EDGE_SEG_ARGS:-})
 b=$(measure python $PY scripts/bench/whole_scan.py "$MODEL" "$SCAN" "$WORK/python.seg.nii.gz" "$THREADS")
 $PY - "$a" "$b" "$WORK" <<'PYEOF'
 import sys

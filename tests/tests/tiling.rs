@@ -25,6 +25,15 @@ fn volume(shape: (usize, usize, usize)) -> Array3<f32> {
     })
 }
 
+/// Run `f` on a pool of three threads, so tiles really overlap in time.
+fn in_three_threads<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 #[test]
 fn exact_tiling_equals_one_whole_volume_pass() {
     let (card, model) = tiny(Padding::Valid, 3);
@@ -39,7 +48,9 @@ fn exact_tiling_equals_one_whole_volume_pass() {
         plan.tiles.len()
     );
     let pad = -1.0;
-    let tiled = volume_scores(vol.view(), &plan, pad, |t| backend.run(t)).unwrap();
+    let tiled = volume_scores(vol.view(), &plan, pad, false, |t| backend.run(t)).unwrap();
+    let concurrent = in_three_threads(|| volume_scores(vol.view(), &plan, pad, true, |t| backend.run(t)).unwrap());
+    assert!(concurrent == tiled, "tiles run concurrently gave different scores");
     // One pass over the whole volume padded by the margin, with a legal size.
     let m = spec.margin() / 2;
     let whole_in = [61, 47, 38].map(|n: usize| (n + 2 * m..).find(|&s| spec.is_legal_input(s)).unwrap());
@@ -151,8 +162,41 @@ fn gaussian_blending_equals_a_direct_reference() {
     let vol = volume((37, 29, 20));
     let plan = TilePlan::new(&card.network, [37, 29, 20], [16, 16, 16], 0.5).unwrap();
     assert!(plan.blended && plan.tiles.len() > 8);
-    let ours = volume_scores(vol.view(), &plan, 0.0, |t| backend.run(t)).unwrap();
+    let ours = volume_scores(vol.view(), &plan, 0.0, false, |t| backend.run(t)).unwrap();
+    // Tiles run concurrently are still added in tile order: the same bits.
+    let concurrent = in_three_threads(|| volume_scores(vol.view(), &plan, 0.0, true, |t| backend.run(t)).unwrap());
+    assert!(concurrent == ours, "tiles blended concurrently gave different scores");
     let reference = reference_blend(&vol, &plan, 0.0, |t| backend.run(t).unwrap());
     let diff = max_abs_diff(&ours, &reference);
     assert!(diff <= 1e-5, "blended vs reference differ by {diff}");
+}
+
+#[test]
+fn tract_backend_softmax_equals_the_graphs_own() {
+    // The backend cuts the graph's final Softmax and applies its own: the
+    // probabilities must match tract running the whole graph.
+    use tract_onnx::prelude::*;
+    let (_, model) = tiny(Padding::Same, 2);
+    let input = volume((16, 24, 20));
+    let ours = TractBackend::new(&model.proto, 3).run(&input).unwrap();
+    let whole = tract_onnx::onnx()
+        .model_for_proto_model(&model.proto)
+        .unwrap()
+        .with_input_fact(0, f32::fact([1, 1, 16, 24, 20]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let t = tract_ndarray::Array5::from_shape_vec((1, 1, 16, 24, 20), input.iter().copied().collect()).unwrap();
+    let out = whole.run(tvec!(Tensor::from(t).into())).unwrap();
+    let want = out[0].to_plain_array_view::<f32>().unwrap();
+    assert_eq!(want.shape(), &[1, 3, 16, 24, 20]);
+    assert_eq!(ours.dim(), (3, 16, 24, 20));
+    let diff = max_abs_diff(&ours, want.iter());
+    assert!(diff <= 1e-6, "backend vs whole graph differ by {diff}");
+    // They are probabilities, not logits.
+    for lane in ours.lanes(ndarray::Axis(0)) {
+        assert!((lane.sum() - 1.0).abs() < 1e-5);
+    }
 }

@@ -75,10 +75,12 @@ impl ModelArgs {
             Some(n) => n,
             None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         };
+        // rayon's pool runs parallel tiles, resampling and the softmax:
+        // `--threads` bounds it too.
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
         let tract = || -> Box<dyn TileBackend> {
             if self.parallel_tiles {
                 crate::backend::tract::set_threads(1);
-                rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
             } else {
                 crate::backend::tract::set_threads(threads);
             }
