@@ -43,8 +43,9 @@ typedef struct EsModel EsModel;
 
 // Options of a segmentation job. Fill with [`es_options_default`].
 typedef struct EsOptions {
-  // CPU threads for tract (0: all cores). Process-wide: the last job's
-  // setting applies to all.
+  // CPU threads (0: all cores). The job's own work (resampling, softmax,
+  // blending) runs on a pool of this many threads; tract's matrix kernels'
+  // thread count is process-wide: the last job's setting applies to all.
   uint32_t threads;
   // Memory budget in bytes (0: 75 % of the memory available).
   uint64_t max_memory_bytes;

@@ -61,8 +61,9 @@ pub enum EsBackend {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct EsOptions {
-    /// CPU threads for tract (0: all cores). Process-wide: the last job's
-    /// setting applies to all.
+    /// CPU threads (0: all cores). The job's own work (resampling, softmax,
+    /// blending) runs on a pool of this many threads; tract's matrix kernels'
+    /// thread count is process-wide: the last job's setting applies to all.
     pub threads: u32,
     /// Memory budget in bytes (0: 75 % of the memory available).
     pub max_memory_bytes: u64,
@@ -320,13 +321,16 @@ pub unsafe extern "C" fn es_model_card_json(model: *const EsModel, out: *mut *co
     })
 }
 
-fn infer_options(o: &EsOptions) -> InferOptions {
-    let threads = if o.threads == 0 {
+fn job_threads(o: &EsOptions) -> usize {
+    if o.threads == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     } else {
         o.threads as usize
-    };
-    edge_seg_runtime::backend::tract::set_threads(threads);
+    }
+}
+
+fn infer_options(o: &EsOptions) -> InferOptions {
+    edge_seg_runtime::backend::tract::set_threads(job_threads(o));
     InferOptions {
         max_memory: if o.max_memory_bytes == 0 {
             edge_seg_runtime::memory::default_budget()
@@ -379,7 +383,11 @@ fn run_job(
             None => true,
         }
     };
-    seg.segment(vol, name, tile, &cb).map_err(|e| {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(job_threads(&options))
+        .build()
+        .map_err(|e| (EsStatus::Internal, format!("cannot start the job's threads: {e}")))?;
+    pool.install(|| seg.segment(vol, name, tile, &cb)).map_err(|e| {
         let msg = e.to_string();
         let status = if msg.ends_with(edge_seg_runtime::infer::CANCELLED) {
             EsStatus::Cancelled
