@@ -43,7 +43,7 @@ typedef struct EsModel EsModel;
 
 // Options of a segmentation job. Fill with [`es_options_default`].
 typedef struct EsOptions {
-  // CPU threads (0: all cores). The job's own work (resampling, softmax,
+  // CPU threads (0: all cores; at most 4 per core). The job's own work (resampling, softmax,
   // blending) runs on a pool of this many threads; tract's matrix kernels'
   // thread count is process-wide: the last job's setting applies to all.
   uint32_t threads;

@@ -61,7 +61,7 @@ pub enum EsBackend {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct EsOptions {
-    /// CPU threads (0: all cores). The job's own work (resampling, softmax,
+    /// CPU threads (0: all cores; at most 4 per core). The job's own work (resampling, softmax,
     /// blending) runs on a pool of this many threads; tract's matrix kernels'
     /// thread count is process-wide: the last job's setting applies to all.
     pub threads: u32,
@@ -321,11 +321,13 @@ pub unsafe extern "C" fn es_model_card_json(model: *const EsModel, out: *mut *co
     })
 }
 
+/// The job's thread count: all cores for 0, and at most 4 per core.
 fn job_threads(o: &EsOptions) -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     if o.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        cores
     } else {
-        o.threads as usize
+        (o.threads as usize).min(4 * cores)
     }
 }
 
@@ -365,16 +367,6 @@ fn run_job(
         backend,
         options: infer_options(&options),
     };
-    let (k, j, i) = vol.data.dim();
-    let tile = seg.plan_memory_for(name, [i, j, k], &vol.affine).map_err(|e| {
-        let msg = e.to_string();
-        let status = if msg.contains("memory budget") {
-            EsStatus::Memory
-        } else {
-            EsStatus::Volume
-        };
-        (status, msg)
-    })?;
     let user = user as usize;
     let cb = move |done: usize, total: usize| -> bool {
         match progress {
@@ -387,14 +379,27 @@ fn run_job(
         .num_threads(job_threads(&options))
         .build()
         .map_err(|e| (EsStatus::Internal, format!("cannot start the job's threads: {e}")))?;
-    pool.install(|| seg.segment(vol, name, tile, &cb)).map_err(|e| {
-        let msg = e.to_string();
-        let status = if msg.ends_with(edge_seg_runtime::infer::CANCELLED) {
-            EsStatus::Cancelled
-        } else {
-            EsStatus::Volume
-        };
-        (status, msg)
+    // Planned and run in the job's pool, so both see its thread count.
+    pool.install(|| {
+        let (k, j, i) = vol.data.dim();
+        let tile = seg.plan_memory_for(name, [i, j, k], &vol.affine).map_err(|e| {
+            let msg = e.to_string();
+            let status = if msg.contains("memory budget") {
+                EsStatus::Memory
+            } else {
+                EsStatus::Volume
+            };
+            (status, msg)
+        })?;
+        seg.segment(vol, name, tile, &cb).map_err(|e| {
+            let msg = e.to_string();
+            let status = if msg.ends_with(edge_seg_runtime::infer::CANCELLED) {
+                EsStatus::Cancelled
+            } else {
+                EsStatus::Volume
+            };
+            (status, msg)
+        })
     })
 }
 
