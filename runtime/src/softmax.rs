@@ -76,6 +76,11 @@ mod tests {
         out
     }
 
+    /// Largest |a − b| over corresponding elements (logical order).
+    fn max_diff(a: &Array4<f32>, b: &Array4<f32>) -> f32 {
+        a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
     #[test]
     fn matches_a_voxel_by_voxel_reference() {
         // More voxels than one block, and a last block that is not full.
@@ -85,11 +90,7 @@ mod tests {
         let want = reference(&s);
         let mut got = s.clone();
         softmax_channels(&mut got);
-        let diff = got
-            .iter()
-            .zip(want.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let diff = max_diff(&got, &want);
         assert!(diff < 1e-6, "max |Δ| = {diff}");
         for lane in got.lanes(Axis(0)) {
             assert!((lane.sum() - 1.0).abs() < 1e-5);
@@ -117,11 +118,7 @@ mod tests {
             .reversed_axes();
         assert!(!t.is_standard_layout());
         softmax_channels(&mut t);
-        let diff = t
-            .iter()
-            .zip(want.iter())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
+        let diff = max_diff(&t, &want);
         assert!(diff < 1e-6, "max |Δ| = {diff}");
     }
 }

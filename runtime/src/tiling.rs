@@ -255,7 +255,7 @@ fn each_exact_tile<T, F, K>(
     forward: F,
     keep: K,
     progress: &(dyn Fn() + Sync),
-    mut sink: impl FnMut(&TilePos, T) + Send,
+    sink: impl FnMut(&TilePos, T) + Send,
 ) -> Result<(), String>
 where
     T: Send,
@@ -271,19 +271,28 @@ where
         progress();
         Ok(kept)
     };
+    in_tile_order(&plan.tiles, parallel, run_tile, sink)
+}
+
+/// Run `run` on each of `tiles` and hand the results to `sink` in tile
+/// order. `parallel` runs as many tiles at once as rayon has threads, one
+/// chunk in flight at a time, so memory stays bounded.
+fn in_tile_order<I: Sync, T: Send>(
+    tiles: &[I],
+    parallel: bool,
+    run: impl Fn(&I) -> Result<T, String> + Sync,
+    mut sink: impl FnMut(&I, T),
+) -> Result<(), String> {
     if parallel {
-        // Bounded memory: run tiles in chunks of the thread count.
-        let chunk = rayon::current_num_threads().max(1);
-        for tiles in plan.tiles.chunks(chunk) {
-            let results: Vec<Result<T, String>> = tiles.par_iter().map(run_tile).collect();
-            for (tile, r) in tiles.iter().zip(results) {
+        for chunk in tiles.chunks(rayon::current_num_threads().max(1)) {
+            let results: Vec<Result<T, String>> = chunk.par_iter().map(&run).collect();
+            for (tile, r) in chunk.iter().zip(results) {
                 sink(tile, r?);
             }
         }
     } else {
-        for tile in &plan.tiles {
-            let r = run_tile(tile)?;
-            sink(tile, r);
+        for tile in tiles {
+            sink(tile, run(tile)?);
         }
     }
     Ok(())
@@ -516,7 +525,7 @@ where
     let mut slab: Option<Slab> = None;
     for (zi, &z0) in z_starts.iter().enumerate() {
         let group: Vec<&TilePos> = plan.tiles.iter().filter(|t| t.output_start[0] as usize == z0).collect();
-        let mut add = |tile: &TilePos, scores: Array4<f32>| {
+        let add = |tile: &&TilePos, scores: Array4<f32>| {
             let sl = slab.get_or_insert_with(|| Slab::new(scores.dim().0, 0, ny, nx));
             sl.reach(tile.keep_end[0]);
             let start = [0, 1, 2].map(|d| tile.output_start[d] as usize);
@@ -527,19 +536,7 @@ where
                 start,
             );
         };
-        if parallel {
-            // Bounded memory: one chunk of tiles in flight at a time.
-            for tiles in group.chunks(rayon::current_num_threads().max(1)) {
-                let results: Vec<TileResult> = tiles.par_iter().map(|tile| run_tile(tile)).collect();
-                for (tile, scores) in tiles.iter().zip(results) {
-                    add(tile, scores?);
-                }
-            }
-        } else {
-            for tile in group {
-                add(tile, run_tile(tile)?);
-            }
-        }
+        in_tile_order(&group, parallel, |tile| run_tile(tile), add)?;
         // Rows below the next group's start are final.
         let done_to = z_starts.get(zi + 1).copied().unwrap_or(nz);
         if let Some(sl) = slab.as_mut() {
