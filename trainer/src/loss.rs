@@ -55,6 +55,10 @@ pub struct LossWeights {
     /// towards zero in every voxel of the patch.
     #[serde(default)]
     pub dice_present_only: bool,
+    /// Exponent of the cross-entropy's class weights (see
+    /// [`balanced_class_weights`]); 0 weighs every voxel alike.
+    #[serde(default)]
+    pub class_balance: f32,
 }
 
 impl Default for LossWeights {
@@ -63,8 +67,33 @@ impl Default for LossWeights {
             dice: 1.0,
             ce: 1.0,
             dice_present_only: false,
+            class_balance: 0.0,
         }
     }
+}
+
+/// Cross-entropy weight per class from how much of the training data each
+/// class fills: `labelled[k]` voxels of class k in the cases that annotate
+/// k, out of `total[k]` voxels in those cases. Foreground class k weighs
+/// `(s_max / s_k)^power`, with `s_k = labelled[k] / total[k]` and `s_max`
+/// the largest share of any foreground class, so the largest class weighs 1
+/// and a class 50 times smaller weighs 50^power. Background (index 0), and
+/// classes no case labels, weigh 1.
+pub fn balanced_class_weights(labelled: &[u64], total: &[u64], power: f32) -> Vec<f32> {
+    let share: Vec<Option<f64>> = labelled
+        .iter()
+        .zip(total)
+        .enumerate()
+        .map(|(k, (&l, &t))| (k > 0 && l > 0 && t > 0).then(|| l as f64 / t as f64))
+        .collect();
+    let max = share.iter().flatten().cloned().fold(0.0f64, f64::max);
+    share
+        .iter()
+        .map(|s| match s {
+            Some(s) if power != 0.0 => (max / s).powf(power as f64) as f32,
+            _ => 1.0,
+        })
+        .collect()
 }
 
 /// Labels of a batch and what each image annotates.
@@ -78,6 +107,15 @@ pub struct BatchLabels {
     /// Per image: every foreground class annotated.
     pub complete: Vec<bool>,
     pub classes: usize,
+    /// Cross-entropy weight of a voxel by its (annotated) class; empty: 1
+    /// for every class. Voxels of the merged negative class weigh 1.
+    pub class_weights: Vec<f32>,
+}
+
+impl BatchLabels {
+    fn class_weight(&self, k: usize) -> f32 {
+        self.class_weights.get(k).copied().unwrap_or(1.0)
+    }
 }
 
 /// The loss and its two terms (scalars).
@@ -171,8 +209,9 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
                     let l = t.labels[i * v + n] as usize;
                     let counted = if l == 0 || l >= c { complete[i] } else { annotated[i][l] };
                     if counted {
-                        mask[i * v + n] = 1.0;
-                        count += 1.0;
+                        let w = if l < c { t.class_weight(l) } else { t.class_weight(0) };
+                        mask[i * v + n] = w;
+                        count += w;
                     }
                 }
             }
@@ -201,19 +240,27 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             // Negative target: voxels not labelled with an annotated class.
             let mut yneg = vec![0f32; b * v];
             let mut yneg_sum = vec![0f32; b];
+            // Cross-entropy weight of each voxel: its annotated class's, or
+            // background's for the negative class.
+            let mut wvox = vec![0f32; b * v];
             for i in 0..b {
                 for n in 0..v {
                     let l = t.labels[i * v + n] as usize;
                     if l >= c || !annotated[i][l] {
                         yneg[i * v + n] = 1.0;
                         yneg_sum[i] += 1.0;
+                        wvox[i * v + n] = t.class_weight(0);
+                    } else {
+                        wvox[i * v + n] = t.class_weight(l);
                     }
                 }
             }
+            let wsum: f32 = wvox.iter().sum();
+            let wvox = tensor5(wvox, [b, 1, d, h, wd], &device);
             let yneg = tensor5(yneg, [b, 1, d, h, wd], &device);
             let keep = u.neg() + 1.0; // annotated classes
             let vox = ((logp * y * keep).sum_dim(1) + logp_neg * yneg.clone()).neg();
-            let ce = vox.sum() / (b * v) as f32;
+            let ce = (vox * wvox).sum() / wsum.max(f32::MIN_POSITIVE);
             // Dice over annotated classes plus the negative class.
             let inter_neg = (p_neg.clone() * yneg).sum_dims(&[1, 2, 3, 4]).reshape([b, 1]);
             let psum_neg = p_neg.sum_dims(&[1, 2, 3, 4]).reshape([b, 1]);
@@ -268,6 +315,7 @@ mod tests {
             annotated: vec![annotated],
             complete: vec![complete],
             classes: 3,
+            class_weights: Vec::new(),
         }
     }
 
@@ -382,6 +430,40 @@ mod tests {
                 assert!((a - b).abs() < 1e-5, "{kind:?} must not penalise: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn class_weights_follow_the_share_of_annotating_cases() {
+        // Class 1 fills 40 % of the cases that annotate it, class 2 10 %,
+        // class 3 is never labelled.
+        let w = balanced_class_weights(&[900, 400, 50, 0], &[1000, 1000, 500, 0], 0.5);
+        close(w[0], 1.0);
+        close(w[1], 1.0);
+        close(w[2], 2.0);
+        close(w[3], 1.0);
+        assert!(balanced_class_weights(&[900, 400, 50], &[1000, 1000, 500], 0.0)
+            .iter()
+            .all(|&x| x == 1.0));
+    }
+
+    #[test]
+    fn weighted_cross_entropy_by_hand() {
+        let p = [[0.2, 0.7, 0.1], [0.5, 0.1, 0.4]];
+        let w = vec![1.0, 3.0, 1.0];
+        // masked, complete: voxel 0 (class 1) weighs 3, voxel 1 (background) 1.
+        let mut t = labels([1, 0], vec![1, 2], true);
+        t.class_weights = w.clone();
+        let parts = loss(LossKind::Masked, logits_from_probs(p), &t, LossWeights::default());
+        close(scalar(parts.ce), -(3.0 * (0.7f32).ln() + (0.5f32).ln()) / 4.0);
+        // marginal, class 2 unannotated: voxel 1's negative p = 0.5 + 0.4.
+        let mut t = labels([1, 0], vec![1], false);
+        t.class_weights = w;
+        let parts = loss(LossKind::Marginal, logits_from_probs(p), &t, LossWeights::default());
+        close(scalar(parts.ce), -(3.0 * (0.7f32).ln() + (0.9f32).ln()) / 4.0);
+        // The Dice term does not change.
+        let d1 = 1.0 - (2.0 * 0.7 + 1.0) / (0.8 + 1.0 + 1.0);
+        let dneg = 1.0 - (2.0 * 0.9 + 1.0) / (1.2 + 1.0 + 1.0);
+        close(scalar(parts.dice), (d1 + dneg) / 2.0);
     }
 
     #[test]

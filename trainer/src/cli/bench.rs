@@ -60,6 +60,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         annotated: vec![(1..a.classes).collect(); a.batch],
         complete: vec![true; a.batch],
         classes: a.classes,
+        class_weights: Vec::new(),
     };
     let mut times = Vec::new();
     let (mut t_fwd, mut t_bwd, mut t_step) = (0.0, 0.0, 0.0);

@@ -121,6 +121,28 @@ pub fn trainable_layers(spec: &edge_seg_models::NetworkSpec, t: &Trainable) -> V
 }
 
 /// Apply the trainable set to a model.
+/// The cross-entropy class weights of `power` (see
+/// [`crate::loss::balanced_class_weights`]) from the training cases'
+/// labels; empty for power 0.
+pub fn training_class_weights(cases: &[PreparedCase], classes: usize, power: f32) -> Vec<f32> {
+    if power == 0.0 {
+        return Vec::new();
+    }
+    let mut labelled = vec![0u64; classes];
+    let mut total = vec![0u64; classes];
+    for case in cases {
+        let mut counts = vec![0u64; 256];
+        for &l in case.labels.iter() {
+            counts[l as usize] += 1;
+        }
+        for &k in case.annotated.iter().filter(|&&k| k < classes) {
+            labelled[k] += counts[k];
+            total[k] += case.labels.len() as u64;
+        }
+    }
+    crate::loss::balanced_class_weights(&labelled, &total, power)
+}
+
 pub fn apply_trainable(model: UNet, spec: &edge_seg_models::NetworkSpec, t: &Trainable) -> UNet {
     let names = trainable_layers(spec, t);
     model.map(&mut Freeze {
@@ -323,6 +345,15 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         .with_context(|| format!("cannot open {}", metrics_path.display()))?;
     let annotated: Vec<Vec<usize>> = train_cases.iter().map(|c| c.annotated.clone()).collect();
     let complete: Vec<bool> = train_cases.iter().map(|c| c.complete).collect();
+    let class_weights = training_class_weights(&train_cases, cfg.spec.classes, cfg.loss_weights.class_balance);
+    if !class_weights.is_empty() && !opts.quiet {
+        let listed: Vec<String> = class_weights
+            .iter()
+            .enumerate()
+            .map(|(k, w)| format!("{} {w:.2}", vocabulary.get(k).map(String::as_str).unwrap_or("?")))
+            .collect();
+        eprintln!("cross-entropy class weights: {}", listed.join(", "));
+    }
     bar.set_length(cfg.iterations);
     bar.set_position(start);
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} it {elapsed} (eta {eta})").unwrap());
@@ -348,6 +379,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
             annotated: batch.cases.iter().map(|&c| annotated[c].clone()).collect(),
             complete: batch.cases.iter().map(|&c| complete[c]).collect(),
             classes: cfg.spec.classes,
+            class_weights: class_weights.clone(),
         };
         let logits = model.forward_logits(x);
         let parts = loss(cfg.loss, logits, &targets, cfg.loss_weights);
@@ -467,6 +499,31 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
 mod tests {
     use super::*;
     use edge_seg_models::spec::{Norm, Padding};
+
+    fn case(labels: [u8; 8], annotated: Vec<usize>) -> PreparedCase {
+        PreparedCase {
+            id: "c".into(),
+            split: Split::Train,
+            image: ndarray::Array3::zeros((2, 2, 2)),
+            labels: ndarray::Array3::from_shape_vec((2, 2, 2), labels.to_vec()).unwrap(),
+            annotated,
+            complete: false,
+            spacing_zyx: [1.0; 3],
+        }
+    }
+
+    /// Shares count only the cases that annotate a class: the second case's
+    /// class-1 voxels (not annotated there) do not make class 1 larger.
+    #[test]
+    fn class_weights_come_from_the_annotating_cases() {
+        let cases = [
+            case([1, 1, 1, 1, 0, 0, 0, 0], vec![1]),
+            case([2, 1, 1, 1, 1, 1, 1, 0], vec![2]),
+        ];
+        let w = training_class_weights(&cases, 3, 1.0);
+        assert_eq!(w, vec![1.0, 1.0, 4.0]);
+        assert!(training_class_weights(&cases, 3, 0.0).is_empty());
+    }
 
     /// Freezing all but the last layers freezes their batch normalisations
     /// too: a training pass moves only the trainable layers' running
