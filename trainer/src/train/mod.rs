@@ -120,7 +120,6 @@ pub fn trainable_layers(spec: &edge_seg_models::NetworkSpec, t: &Trainable) -> V
     }
 }
 
-/// Apply the trainable set to a model.
 /// The cross-entropy class weights of `power` (see
 /// [`crate::loss::balanced_class_weights`]) from the training cases'
 /// labels; empty for power 0.
@@ -143,6 +142,7 @@ pub fn training_class_weights(cases: &[PreparedCase], classes: usize, power: f32
     crate::loss::balanced_class_weights(&labelled, &total, power)
 }
 
+/// Apply the trainable set to a model.
 pub fn apply_trainable(model: UNet, spec: &edge_seg_models::NetworkSpec, t: &Trainable) -> UNet {
     let names = trainable_layers(spec, t);
     model.map(&mut Freeze {
