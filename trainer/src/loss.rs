@@ -201,23 +201,24 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             }
             let wdice = tensor2(wdice, [b, c], &device);
             let dice = ((dice_c.neg() + 1.0) * wdice).sum() / images.max(1) as f32;
-            // CE over voxels of annotated classes (+ background when complete).
-            let mut mask = vec![0f32; b * v];
-            let mut count = 0f32;
+            // CE over voxels of annotated classes (+ background when complete),
+            // each weighted by its class; the mean is over the weights.
+            let mut weight = vec![0f32; b * v];
+            let mut weight_sum = 0f32;
             for i in 0..b {
                 for n in 0..v {
                     let l = t.labels[i * v + n] as usize;
-                    let counted = if l == 0 || l >= c { complete[i] } else { annotated[i][l] };
+                    let l = if l < c { l } else { 0 };
+                    let counted = if l == 0 { complete[i] } else { annotated[i][l] };
                     if counted {
-                        let w = if l < c { t.class_weight(l) } else { t.class_weight(0) };
-                        mask[i * v + n] = w;
-                        count += w;
+                        weight[i * v + n] = t.class_weight(l);
+                        weight_sum += t.class_weight(l);
                     }
                 }
             }
-            let mask = tensor5(mask, [b, 1, d, h, wd], &device);
+            let weight = tensor5(weight, [b, 1, d, h, wd], &device);
             let vox = (logp * y).sum_dim(1).neg();
-            let ce = (vox * mask).sum() / count.max(1.0);
+            let ce = (vox * weight).sum() / weight_sum.max(f32::MIN_POSITIVE);
             LossParts {
                 total: dice.clone() * w.dice + ce.clone() * w.ce,
                 dice,
