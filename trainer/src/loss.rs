@@ -156,13 +156,18 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
         .collect();
     let complete: Vec<bool> = (0..b).map(|i| kind == LossKind::Naive || t.complete[i]).collect();
 
+    // Labels outside the vocabulary count as background, in every term.
+    let labels: Vec<usize> = t
+        .labels
+        .iter()
+        .map(|&l| if (l as usize) < c { l as usize } else { 0 })
+        .collect();
     // Host-side one-hot targets and per-class voxel counts.
     let mut onehot = vec![0f32; b * c * v];
     let mut ysum = vec![0f32; b * c];
     for i in 0..b {
         for n in 0..v {
-            let l = t.labels[i * v + n] as usize;
-            let l = if l < c { l } else { 0 };
+            let l = labels[i * v + n];
             onehot[(i * c + l) * v + n] = 1.0;
             ysum[i * c + l] += 1.0;
         }
@@ -207,12 +212,12 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             let mut weight_sum = 0f32;
             for i in 0..b {
                 for n in 0..v {
-                    let l = t.labels[i * v + n] as usize;
-                    let l = if l < c { l } else { 0 };
+                    let l = labels[i * v + n];
                     let counted = if l == 0 { complete[i] } else { annotated[i][l] };
                     if counted {
-                        weight[i * v + n] = t.class_weight(l);
-                        weight_sum += t.class_weight(l);
+                        let wl = t.class_weight(l);
+                        weight[i * v + n] = wl;
+                        weight_sum += wl;
                     }
                 }
             }
@@ -246,8 +251,9 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             let mut wvox = vec![0f32; b * v];
             for i in 0..b {
                 for n in 0..v {
-                    let l = t.labels[i * v + n] as usize;
-                    if l >= c || !annotated[i][l] {
+                    // Background is never in `annotated`.
+                    let l = labels[i * v + n];
+                    if !annotated[i][l] {
                         yneg[i * v + n] = 1.0;
                         yneg_sum[i] += 1.0;
                         wvox[i * v + n] = t.class_weight(0);
@@ -473,6 +479,21 @@ mod tests {
         let t = labels([1, 0], vec![1, 2], true);
         let parts = loss(LossKind::Masked, logits_from_probs(p), &t, LossWeights::default());
         close(scalar(parts.ce), -((0.7f32).ln() + (0.5f32).ln()) / 2.0);
+    }
+
+    #[test]
+    fn labels_outside_the_vocabulary_count_as_background() {
+        let p = [[0.2, 0.7, 0.1], [0.5, 0.1, 0.4]];
+        for kind in [LossKind::Naive, LossKind::Masked, LossKind::Marginal] {
+            for complete in [false, true] {
+                let t = labels([1, 0], vec![1], complete);
+                let out = labels([1, 9], vec![1], complete);
+                let a = loss(kind, logits_from_probs(p), &t, LossWeights::default());
+                let b = loss(kind, logits_from_probs(p), &out, LossWeights::default());
+                close(scalar(a.dice), scalar(b.dice));
+                close(scalar(a.ce), scalar(b.ce));
+            }
+        }
     }
 
     #[test]
