@@ -1,7 +1,7 @@
 //! Segmenting a scan with a loaded model: memory planning and tile-size
 //! choice, preprocessing, sliding-window inference on a backend, decoding,
-//! optional post-processing and test-time mirroring, and mapping the labels
-//! back onto the scan's grid.
+//! test-time mirroring, mapping the result back onto the scan's grid
+//! (scores interpolated, or labels copied) and optional post-processing.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,7 +16,7 @@ use crate::memory::format_bytes;
 use crate::model::Model;
 use crate::preprocess::{preprocess, PreprocessSpec};
 use crate::softmax::softmax_channels;
-use crate::tiling::{decode, segment, segment_labels, TilePlan};
+use crate::tiling::{decode, segment, segment_labels, volume_scores, TilePlan};
 use crate::volume::{Problem, Volume, VolumeError};
 use crate::{postprocess, volume};
 
@@ -37,6 +37,22 @@ pub struct InferOptions {
     /// Run tiles concurrently (one per rayon thread); the tile is then
     /// chosen so that that many fit the memory budget together.
     pub parallel_tiles: bool,
+    /// How results on the model grid reach the scan's grid.
+    pub resampling: OutputResampling,
+}
+
+/// How results on the model grid are brought onto the scan's grid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputResampling {
+    /// Interpolate the class scores (trilinear) to each scan voxel and
+    /// decode there: smooth boundaries at the scan's resolution. Holds the
+    /// model grid's scores, `C` floats per model voxel.
+    #[default]
+    Linear,
+    /// Decode on the model grid and give each scan voxel the label of the
+    /// model voxel it lies in: less memory, blocky boundaries, and a GPU
+    /// backend may return labels only.
+    Nearest,
 }
 
 impl Default for InferOptions {
@@ -50,6 +66,7 @@ impl Default for InferOptions {
             fill_holes: false,
             overlap: 0.5,
             parallel_tiles: false,
+            resampling: OutputResampling::Linear,
         }
     }
 }
@@ -91,9 +108,11 @@ pub fn tile_memory(card: &ModelCard, tile: [usize; 3]) -> u64 {
 }
 
 /// Estimated bytes for the volume side of a job: the scan, its canonical
-/// copy, the model-grid image and label maps at both resolutions.
-pub fn volume_memory(scan_voxels: u64, model_voxels: u64) -> u64 {
-    scan_voxels * (4 + 4 + 2 + 2) + model_voxels * (4 + 4 + 2)
+/// copy, the model-grid image, label maps at both resolutions, the
+/// connected-component map of post-processing, and `score_channels`
+/// floats per model voxel when scores are resampled (0 when labels are).
+pub fn volume_memory(scan_voxels: u64, model_voxels: u64, score_channels: usize) -> u64 {
+    scan_voxels * (4 + 4 + 2 + 2 + 4) + model_voxels * (4 + 4 + 2 + 4 * score_channels as u64)
 }
 
 /// Model-grid shape for a scan of `shape` (i, j, k) and `spacing` (i, j, k).
@@ -193,7 +212,12 @@ impl Segmenter<'_> {
         let scan_voxels: u64 = shape.iter().map(|&s| s as u64).product();
         let grid = model_grid_estimate(shape, affine.spacing(), &self.model.card);
         let model_voxels: u64 = grid.iter().map(|&s| s as u64).product();
-        let volume_need = volume_memory(scan_voxels, model_voxels);
+        let score_channels = if self.options.resampling == OutputResampling::Linear && model_voxels != scan_voxels {
+            self.model.card.network.classes
+        } else {
+            0
+        };
+        let volume_need = volume_memory(scan_voxels, model_voxels, score_channels);
         let budget = self.options.max_memory;
         if volume_need >= budget {
             return Err(VolumeError::new(
@@ -299,13 +323,24 @@ impl Segmenter<'_> {
             Ok(())
         };
         let pad = card.intensity.background_value();
+        // Scores interpolated onto the scan's grid need the whole model
+        // grid's scores; otherwise tiles are decoded as they come.
+        let resample_scores = self.options.resampling == OutputResampling::Linear && !pre.grid.is_identity();
         // Exact tiles of a probability model decoded by argmax: the backend
         // may compute the labels itself, so only labels come back.
-        let labels_only = !plan.blended
+        let labels_only = !resample_scores
+            && !plan.blended
             && card.decode == Decode::Argmax
             && card.output == OutputKind::Probabilities
             && !self.options.tta;
-        let labels = if labels_only {
+        let forward = |t: &Array3<f32>| {
+            check_cancel()?;
+            self.forward(t)
+        };
+        let labels = if resample_scores {
+            volume_scores(pre.data.view(), &plan, pad, self.options.parallel_tiles, forward, &tick)
+                .map(|scores| pre.scores_to_crop(scores.view(), card.decode))
+        } else if labels_only {
             let forward = |t: &Array3<f32>| {
                 check_cancel()?;
                 match self.backend.run_labels(t) {
@@ -314,11 +349,8 @@ impl Segmenter<'_> {
                 }
             };
             segment_labels(pre.data.view(), &plan, pad, self.options.parallel_tiles, forward, &tick)
+                .map(|labels| pre.labels_to_crop(&labels))
         } else {
-            let forward = |t: &Array3<f32>| {
-                check_cancel()?;
-                self.forward(t)
-            };
             segment(
                 pre.data.view(),
                 &plan,
@@ -328,6 +360,7 @@ impl Segmenter<'_> {
                 forward,
                 &tick,
             )
+            .map(|labels| pre.labels_to_crop(&labels))
         };
         let mut labels = labels.map_err(|e| {
             if e == CANCELLED {
@@ -339,6 +372,8 @@ impl Segmenter<'_> {
         if cancelled.load(Ordering::Relaxed) {
             return Err(VolumeError::new(path, Problem::Other(CANCELLED.into())));
         }
+        // Post-processing on the scan's resolution (the cropped canonical
+        // grid: components do not depend on axis order or direction).
         if self.options.largest_component {
             postprocess::largest_component(&mut labels);
         }
@@ -346,7 +381,7 @@ impl Segmenter<'_> {
             postprocess::fill_holes(&mut labels);
         }
         Ok(Segmentation {
-            labels: pre.labels_to_scan(&labels),
+            labels: pre.crop_to_scan(labels),
             tile,
             tiles: total,
             model_grid: [z, y, x],

@@ -4,19 +4,22 @@
 //! scan `[k][j][i]` → reorient to RAS+ `[z][y][x]` → (optional) crop to the
 //! body → resample to the model spacing → intensity transform.
 //!
-//! Labels come back through the same steps in reverse: resample (nearest)
-//! to the cropped canonical grid → pad back to the full canonical grid →
+//! Results come back through the same steps in reverse: to the cropped
+//! canonical grid (class scores interpolated trilinearly and decoded there,
+//! or labels resampled nearest) → pad back to the full canonical grid →
 //! undo the reorientation, giving labels on the scan's own grid.
 
 use std::path::Path;
 
-use edge_seg_models::card::{Intensity, Modality};
-use ndarray::Array3;
+use edge_seg_models::card::{Decode, Intensity, Modality};
+use ndarray::{Array3, ArrayView4};
 
 use crate::geometry::{
-    largest_component_box, resample_linear, resample_nearest, Affine, BoundingBox, Reorientation, ResampleGrid,
+    largest_component_box, resample_decode, resample_linear, resample_nearest, Affine, BoundingBox, Reorientation,
+    ResampleGrid,
 };
 use crate::intensity;
+use crate::tiling::decode_voxel;
 use crate::volume::{Problem, Volume, VolumeError};
 
 /// How to bring a scan onto a model's grid.
@@ -138,7 +141,25 @@ impl Preprocessed {
     /// Map a label map on the model grid back onto the scan's grid,
     /// `[k][j][i]`: the exact inverse of the preprocessing geometry.
     pub fn labels_to_scan(&self, labels: &Array3<u16>) -> Array3<u16> {
-        let cropped = resample_nearest(labels.view(), &self.grid.inverse());
+        self.crop_to_scan(self.labels_to_crop(labels))
+    }
+
+    /// Labels on the model grid → the cropped canonical grid (nearest).
+    pub fn labels_to_crop(&self, labels: &Array3<u16>) -> Array3<u16> {
+        resample_nearest(labels.view(), &self.grid.inverse())
+    }
+
+    /// Class scores `[C, z, y, x]` on the model grid → labels on the
+    /// cropped canonical grid: the scores are interpolated (trilinear) to
+    /// each voxel's centre and decoded there, so boundaries fall between
+    /// model voxels instead of along their faces.
+    pub fn scores_to_crop(&self, scores: ArrayView4<f32>, rule: Decode) -> Array3<u16> {
+        resample_decode(scores, &self.grid.inverse(), |v| decode_voxel(v.iter().copied(), rule))
+    }
+
+    /// Labels on the cropped canonical grid → the scan's grid, `[k][j][i]`
+    /// (un-crop with background, undo the reorientation).
+    pub fn crop_to_scan(&self, cropped: Array3<u16>) -> Array3<u16> {
         let canonical = if self.crop == BoundingBox::full(self.canonical_shape) {
             cropped
         } else {

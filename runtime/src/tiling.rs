@@ -158,38 +158,34 @@ pub fn extract_input(volume: ArrayView3<f32>, tile: &TilePos, size: [usize; 3], 
     out
 }
 
+/// Decode one voxel's class scores (in channel order) to its label:
+/// `Argmax` takes the highest score; `Threshold` the highest foreground
+/// score of at least 0.5, else background.
+pub fn decode_voxel(scores: impl IntoIterator<Item = f32>, rule: Decode) -> u16 {
+    let (mut best, mut best_s, first) = match rule {
+        Decode::Argmax => (0, f32::NEG_INFINITY, 0),
+        Decode::Threshold => (0, 0.5f32, 1),
+    };
+    for (ch, s) in scores.into_iter().enumerate().skip(first) {
+        let better = match rule {
+            Decode::Argmax => s > best_s,
+            Decode::Threshold => s >= best_s,
+        };
+        if better {
+            best_s = s;
+            best = ch;
+        }
+    }
+    best as u16
+}
+
 /// Decode class scores `[C, z, y, x]` to a label per voxel.
 pub fn decode(scores: ArrayView4<f32>, rule: Decode) -> Array3<u16> {
-    let (c, z, y, x) = scores.dim();
+    let (_, z, y, x) = scores.dim();
     let mut out = Array3::<u16>::zeros((z, y, x));
-    for ((k, j, i), v) in out.indexed_iter_mut() {
-        *v = match rule {
-            Decode::Argmax => {
-                let mut best = 0;
-                let mut best_s = f32::NEG_INFINITY;
-                for ch in 0..c {
-                    let s = scores[[ch, k, j, i]];
-                    if s > best_s {
-                        best_s = s;
-                        best = ch;
-                    }
-                }
-                best as u16
-            }
-            Decode::Threshold => {
-                let mut best = 0;
-                let mut best_s = 0.5f32;
-                for ch in 1..c {
-                    let s = scores[[ch, k, j, i]];
-                    if s >= best_s {
-                        best_s = s;
-                        best = ch;
-                    }
-                }
-                best as u16
-            }
-        };
-    }
+    ndarray::Zip::from(&mut out)
+        .and(scores.lanes(ndarray::Axis(0)))
+        .for_each(|v, lane| *v = decode_voxel(lane.iter().copied(), rule));
     out
 }
 
@@ -382,15 +378,16 @@ where
     Ok(out)
 }
 
-/// Full-volume scores `[C, z, y, x]` (for tests and small volumes; inference
-/// itself never holds this array).
-/// `parallel` as in [`segment`].
+/// Full-volume scores `[C, z, y, x]`: what inference holds when the
+/// scores, not labels, are resampled onto the scan's grid.
+/// `parallel` and `progress` as in [`segment`].
 pub fn volume_scores<F>(
     volume: ArrayView3<f32>,
     plan: &TilePlan,
     pad: f32,
     parallel: bool,
     forward: F,
+    progress: &(dyn Fn() + Sync),
 ) -> Result<Array4<f32>, String>
 where
     F: Fn(&Array3<f32>) -> TileResult + Sync,
@@ -399,13 +396,13 @@ where
     let mut out: Option<Array4<f32>> = None;
     let alloc = |c: usize| Array4::<f32>::zeros((c, z, y, x));
     if plan.blended {
-        blend_slabs(volume, plan, pad, parallel, forward, &|| {}, |z0, scores| {
+        blend_slabs(volume, plan, pad, parallel, forward, progress, |z0, scores| {
             let o = out.get_or_insert_with(|| alloc(scores.dim().0));
             let rows = scores.dim().1;
             o.slice_mut(s![.., z0..z0 + rows, .., ..]).assign(&scores);
         })?;
     } else {
-        exact_tiles(volume, plan, pad, parallel, forward, &|| {}, |tile, scores| {
+        exact_tiles(volume, plan, pad, parallel, forward, progress, |tile, scores| {
             let o = out.get_or_insert_with(|| alloc(scores.dim().0));
             o.slice_mut(s![
                 ..,

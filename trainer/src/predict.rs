@@ -10,7 +10,7 @@ use edge_seg_export::Checkpoint;
 use edge_seg_models::card::Decode;
 use edge_seg_models::{ModelCard, NetworkSpec};
 use edge_seg_runtime::preprocess::{preprocess, PreprocessSpec};
-use edge_seg_runtime::tiling::{segment, TilePlan};
+use edge_seg_runtime::tiling::{segment, volume_scores, TilePlan};
 use edge_seg_runtime::volume::{read_volume, Volume};
 use ndarray::{Array3, Array4};
 
@@ -87,19 +87,23 @@ impl LoadedModel {
         }
     }
 
-    /// Labels for a scan, on the scan's own grid.
+    /// Labels for a scan, on the scan's own grid: the model grid's class
+    /// scores interpolated to each scan voxel and decoded there, as
+    /// `edge-seg infer` does by default.
     pub fn predict_volume(&self, vol: &Volume, path: &Path, tile: [usize; 3]) -> Result<Array3<u16>> {
         let pre = preprocess(vol, path, &self.preprocess_spec())?;
-        let labels = segment_image(
-            &self.model,
-            &self.device,
-            &self.card.network,
-            &pre.data,
-            tile,
+        let (z, y, x) = pre.data.dim();
+        let plan = TilePlan::new(&self.card.network, [z, y, x], tile, 0.5).map_err(|e| anyhow!(e))?;
+        let scores = volume_scores(
+            pre.data.view(),
+            &plan,
             self.card.intensity.background_value(),
-            self.card.decode,
-        )?;
-        Ok(pre.labels_to_scan(&labels))
+            false,
+            |t| forward_tile(&self.model, &self.device, t),
+            &|| {},
+        )
+        .map_err(|e| anyhow!(e))?;
+        Ok(pre.crop_to_scan(pre.scores_to_crop(scores.view(), self.card.decode)))
     }
 
     /// Read, predict and write a label map with the scan's geometry.

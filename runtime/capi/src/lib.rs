@@ -346,6 +346,7 @@ fn infer_options(o: &EsOptions) -> InferOptions {
         fill_holes: o.fill_holes != 0,
         overlap: 0.5,
         parallel_tiles: false,
+        resampling: Default::default(),
     }
 }
 

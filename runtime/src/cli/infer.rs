@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::model_args::ModelArgs;
-use crate::infer::{InferOptions, Segmenter};
+use crate::infer::{InferOptions, OutputResampling, Segmenter};
 use crate::memory::{format_bytes, parse_size};
 use crate::outputs::{check_outputs, output_paths, write_outputs, Report};
 use crate::volume::{read_volume_with, ReadOptions};
@@ -39,6 +39,11 @@ pub struct InferArgs {
     /// Test-time augmentation: average over the 8 axis mirrorings (8x slower).
     #[arg(long)]
     pub tta: bool,
+    /// How the result reaches the scan's grid: `linear` interpolates the
+    /// class scores to each scan voxel (smooth boundaries); `nearest`
+    /// copies the model grid's labels (less memory, blocky boundaries).
+    #[arg(long, value_enum, default_value_t = OutputResampling::Linear)]
+    pub resampling: OutputResampling,
     /// Overlap of blended tiles (same-padded models).
     #[arg(long, default_value_t = 0.5)]
     pub overlap: f64,
@@ -98,6 +103,7 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
             fill_holes: a.fill_holes,
             overlap: a.overlap,
             parallel_tiles: loaded.parallel_tiles,
+            resampling: a.resampling,
         },
     };
     let mut reports: Vec<Report> = Vec::new();

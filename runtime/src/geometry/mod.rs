@@ -8,5 +8,5 @@ pub mod roi;
 
 pub use affine::Affine;
 pub use orientation::{orientation_code, AxisMap, Reorientation};
-pub use resample::{resample_linear, resample_nearest, ResampleGrid};
+pub use resample::{resample_decode, resample_linear, resample_nearest, ResampleGrid};
 pub use roi::{largest_component_box, BoundingBox};
