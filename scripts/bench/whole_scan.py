@@ -3,8 +3,8 @@ nibabel load, reorient to the closest canonical orientation, resample to the
 model spacing (scipy), window the intensities, Gaussian-blended sliding
 window (overlap 0.5, sigma = tile/8, as MONAI's sliding_window_inference
 with mode="gaussian") driving onnxruntime over the whole volume's class
-probabilities, argmax, resample back (nearest), undo the reorientation,
-nibabel save.
+probabilities, each class's probabilities zoomed back (linear) to the scan's
+grid and argmaxed there, undo the reorientation, nibabel save.
 
     python whole_scan.py MODEL.onnx SCAN.nii.gz OUT.nii.gz [THREADS]
 """
@@ -75,10 +75,20 @@ for z in starts[0]:
             out = sess.run(None, {"image": np.ascontiguousarray(patch)})[0][0]
             acc[:, z : z + tile[0], y : y + tile[1], x : x + tile[2]] += out * weight
             wsum[z : z + tile[0], y : y + tile[1], x : x + tile[2]] += weight
-labels = np.argmax(acc / wsum, axis=0)[: vol.shape[0], : vol.shape[1], : vol.shape[2]].astype(np.uint8)
-labels = labels.transpose(2, 1, 0)  # back to [x, y, z]
-back = ndimage.zoom(labels, np.array(data.shape) / np.array(labels.shape), order=0, mode="nearest", grid_mode=True)
-back = back[: data.shape[0], : data.shape[1], : data.shape[2]]
+probs = (acc / wsum)[:, : vol.shape[0], : vol.shape[1], : vol.shape[2]]
+del acc
+# Each class's probabilities zoomed (linear) back to the scan's grid; the
+# running maximum gives the argmax without holding every class there.
+best = back = None
+for c in range(classes):
+    p = ndimage.zoom(probs[c].transpose(2, 1, 0), np.array(data.shape) / np.array(vol.shape[::-1]), order=1,
+                     mode="nearest", grid_mode=True)[: data.shape[0], : data.shape[1], : data.shape[2]]
+    if best is None:
+        best, back = p, np.zeros(p.shape, dtype=np.uint8)
+    else:
+        better = p > best
+        best = np.where(better, p, best)
+        back[better] = c
 # Undo the reorientation and save on the scan's grid.
 ornt = nib.orientations.ornt_transform(nib.io_orientation(canon.affine), nib.io_orientation(img.affine))
 orig = nib.orientations.apply_orientation(back, ornt).astype(np.uint8)
