@@ -60,6 +60,10 @@ typedef struct EsOptions {
   int fill_holes;
   // Non-zero: crop to the body before inference.
   int crop_to_body;
+  // Non-zero: decode on the model grid and copy each label to the input
+  // voxels it covers (less memory, blockier boundaries); zero: interpolate
+  // the class scores to each input voxel and decode there.
+  int nearest_labels;
 } EsOptions;
 
 // Called after each tile with the tiles done and the total; return 0 to

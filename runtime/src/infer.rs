@@ -12,6 +12,7 @@ use edge_seg_models::spec::Padding;
 use ndarray::{Array3, Array4, Axis};
 
 use crate::backend::TileBackend;
+use crate::geometry::{Reorientation, ResampleGrid};
 use crate::memory::format_bytes;
 use crate::model::Model;
 use crate::preprocess::{preprocess, PreprocessSpec};
@@ -108,11 +109,13 @@ pub fn tile_memory(card: &ModelCard, tile: [usize; 3]) -> u64 {
 }
 
 /// Estimated bytes for the volume side of a job: the scan, its canonical
-/// copy, the model-grid image, label maps at both resolutions, the
-/// connected-component map of post-processing, and `score_channels`
-/// floats per model voxel when scores are resampled (0 when labels are).
-pub fn volume_memory(scan_voxels: u64, model_voxels: u64, score_channels: usize) -> u64 {
-    scan_voxels * (4 + 4 + 2 + 2 + 4) + model_voxels * (4 + 4 + 2 + 4 * score_channels as u64)
+/// copy, the model-grid image, label maps at both resolutions,
+/// `score_channels` floats per model voxel when scores are resampled (0
+/// when labels are), and with `postprocess` the connected-component map
+/// and mask at the scan's resolution.
+pub fn volume_memory(scan_voxels: u64, model_voxels: u64, score_channels: usize, postprocess: bool) -> u64 {
+    let per_scan_voxel = 4 + 4 + 2 + 2 + if postprocess { 4 + 1 } else { 0 };
+    scan_voxels * per_scan_voxel + model_voxels * (4 + 4 + 2 + 4 * score_channels as u64)
 }
 
 /// Model-grid shape for a scan of `shape` (i, j, k) and `spacing` (i, j, k).
@@ -212,23 +215,39 @@ impl Segmenter<'_> {
         let scan_voxels: u64 = shape.iter().map(|&s| s as u64).product();
         let grid = model_grid_estimate(shape, affine.spacing(), &self.model.card);
         let model_voxels: u64 = grid.iter().map(|&s| s as u64).product();
-        let score_channels = if self.options.resampling == OutputResampling::Linear && model_voxels != scan_voxels {
+        // Scores are held for the model grid only when they are resampled:
+        // the grid preprocessing will build differs from the scan's.
+        let reorientation = Reorientation::new(affine, [shape[2], shape[1], shape[0]]);
+        let s = reorientation.canonical_affine(affine).spacing();
+        let resampled = !ResampleGrid::to_spacing(
+            reorientation.canonical_shape(),
+            [s[2], s[1], s[0]],
+            self.model.card.spacing_mm,
+        )
+        .is_identity();
+        let score_channels = if self.options.resampling == OutputResampling::Linear && resampled {
             self.model.card.network.classes
         } else {
             0
         };
-        let volume_need = volume_memory(scan_voxels, model_voxels, score_channels);
+        let postprocess = self.options.largest_component || self.options.fill_holes;
+        let volume_need = volume_memory(scan_voxels, model_voxels, score_channels, postprocess);
         let budget = self.options.max_memory;
         if volume_need >= budget {
             return Err(VolumeError::new(
                 path,
                 Problem::Other(format!(
-                    "too large for the memory budget: {}x{}x{} voxels need about {} before any tile, the budget is {} (raise --max-memory)",
+                    "too large for the memory budget: {}x{}x{} voxels need about {} before any tile, the budget is {} (raise --max-memory{})",
                     shape[0],
                     shape[1],
                     shape[2],
                     format_bytes(volume_need),
-                    format_bytes(budget)
+                    format_bytes(budget),
+                    if score_channels > 0 {
+                        ", or copy labels back with --resampling nearest"
+                    } else {
+                        ""
+                    }
                 )),
             ));
         }
@@ -338,8 +357,10 @@ impl Segmenter<'_> {
             self.forward(t)
         };
         let labels = if resample_scores {
-            volume_scores(pre.data.view(), &plan, pad, self.options.parallel_tiles, forward, &tick)
-                .map(|scores| pre.scores_to_crop(scores.view(), card.decode))
+            volume_scores(pre.data.view(), &plan, pad, self.options.parallel_tiles, forward, &tick).and_then(|scores| {
+                check_cancel()?;
+                Ok(pre.scores_to_crop(scores.view(), card.decode))
+            })
         } else if labels_only {
             let forward = |t: &Array3<f32>| {
                 check_cancel()?;

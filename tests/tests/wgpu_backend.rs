@@ -441,6 +441,34 @@ fn infer_cli_on_wgpu_matches_tract() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("wgpu.json")).unwrap()).unwrap();
     let backend = report["provenance"]["backend"].as_str().unwrap();
     assert!(backend.starts_with("wgpu ("), "{backend}");
+    // Labels copied back from the model grid: the GPU returns labels only
+    // (exact tiles of a probability model), and agrees with tract's.
+    let (na, nb) = (out("tract-nearest.nii.gz"), out("wgpu-nearest.nii.gz"));
+    for (backend, path) in [("tract", &na), ("wgpu", &nb)] {
+        let o = run(
+            "edge-seg",
+            &[
+                "infer",
+                scan,
+                "--model",
+                model,
+                "--backend",
+                backend,
+                "--resampling",
+                "nearest",
+                "--quiet",
+                "-o",
+                path,
+            ],
+        );
+        assert!(o.status.success(), "{backend}: {}", text(&o));
+    }
+    let na = edge_seg_runtime::volume::read_volume(std::path::Path::new(&na)).unwrap();
+    let nb = edge_seg_runtime::volume::read_volume(std::path::Path::new(&nb)).unwrap();
+    let same = na.data.iter().zip(nb.data.iter()).filter(|(x, y)| x == y).count();
+    let share = same as f64 / na.data.len() as f64;
+    assert!(share >= 0.9999, "nearest: only {:.4} % of labels agree", share * 100.0);
+    assert!(na.data.iter().any(|&v| v > 0.0), "the nearest map labels something");
     // `auto` runs (on wgpu, or on tract with a note), with the same labels.
     let c = out("auto.nii.gz");
     let o = run(

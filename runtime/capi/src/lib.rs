@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use edge_seg_runtime::backend::{TileBackend, TractBackend};
 use edge_seg_runtime::builtin::{default_model_bytes, DEFAULT_MODEL};
 use edge_seg_runtime::geometry::Affine;
-use edge_seg_runtime::infer::{InferOptions, Segmentation, Segmenter};
+use edge_seg_runtime::infer::{InferOptions, OutputResampling, Segmentation, Segmenter};
 use edge_seg_runtime::model::{Model, ModelSource};
 use edge_seg_runtime::outputs::{output_paths, structure_volumes, write_outputs};
 use edge_seg_runtime::volume::{read_volume_with, ReadOptions, Volume};
@@ -78,6 +78,10 @@ pub struct EsOptions {
     pub fill_holes: c_int,
     /// Non-zero: crop to the body before inference.
     pub crop_to_body: c_int,
+    /// Non-zero: decode on the model grid and copy each label to the input
+    /// voxels it covers (less memory, blockier boundaries); zero: interpolate
+    /// the class scores to each input voxel and decode there.
+    pub nearest_labels: c_int,
 }
 
 impl Default for EsOptions {
@@ -91,6 +95,7 @@ impl Default for EsOptions {
             largest_component: 0,
             fill_holes: 0,
             crop_to_body: 0,
+            nearest_labels: 0,
         }
     }
 }
@@ -346,7 +351,11 @@ fn infer_options(o: &EsOptions) -> InferOptions {
         fill_holes: o.fill_holes != 0,
         overlap: 0.5,
         parallel_tiles: false,
-        resampling: Default::default(),
+        resampling: if o.nearest_labels != 0 {
+            OutputResampling::Nearest
+        } else {
+            OutputResampling::Linear
+        },
     }
 }
 
@@ -558,4 +567,17 @@ pub unsafe extern "C" fn es_affine_lps_to_ras(lps: *const f64, ras: *mut f64) ->
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_labels_selects_copying_labels_back() {
+        let mut o = EsOptions::default();
+        assert_eq!(infer_options(&o).resampling, OutputResampling::Linear);
+        o.nearest_labels = 1;
+        assert_eq!(infer_options(&o).resampling, OutputResampling::Nearest);
+    }
 }
