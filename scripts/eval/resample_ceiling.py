@@ -1,9 +1,11 @@
 """How much Dice a model grid of a given spacing can keep at best: each test
 label map is sampled (nearest) onto the isotropic spacing, brought back to its
-own grid, and compared with itself. Back in two ways, as `edge-seg infer
---resampling` does: `nearest` copies each coarse label to the voxels it
-covers; `linear` interpolates each class's one-hot map (trilinear, edges
-clamped) to every voxel centre and takes the highest class there.
+own grid, and compared with itself. Back in the two ways of `edge-seg infer
+--resampling`: `nearest` copies each coarse label to the voxels it covers;
+`linear` interpolates each class's one-hot map (trilinear, edges clamped) to
+every voxel centre and takes the highest class there. The coarse grid has
+exactly the given spacing (the runtime rounds the voxel count and stretches
+the spacing to fit, so its grid may differ by a voxel per axis).
 
     python resample_ceiling.py MANIFEST.json SPACING_MM...
 
