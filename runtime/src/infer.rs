@@ -12,10 +12,9 @@ use edge_seg_models::spec::Padding;
 use ndarray::{Array3, Array4, Axis};
 
 use crate::backend::TileBackend;
-use crate::geometry::{Reorientation, ResampleGrid};
 use crate::memory::format_bytes;
 use crate::model::Model;
-use crate::preprocess::{preprocess, PreprocessSpec};
+use crate::preprocess::{is_resampled, preprocess, PreprocessSpec};
 use crate::softmax::softmax_channels;
 use crate::tiling::{decode, segment, segment_labels, volume_scores, TilePlan};
 use crate::volume::{Problem, Volume, VolumeError};
@@ -217,14 +216,7 @@ impl Segmenter<'_> {
         let model_voxels: u64 = grid.iter().map(|&s| s as u64).product();
         // Scores are held for the model grid only when they are resampled:
         // the grid preprocessing will build differs from the scan's.
-        let reorientation = Reorientation::new(affine, [shape[2], shape[1], shape[0]]);
-        let s = reorientation.canonical_affine(affine).spacing();
-        let resampled = !ResampleGrid::to_spacing(
-            reorientation.canonical_shape(),
-            [s[2], s[1], s[0]],
-            self.model.card.spacing_mm,
-        )
-        .is_identity();
+        let resampled = is_resampled(affine, [shape[2], shape[1], shape[0]], self.model.card.spacing_mm);
         let score_channels = if self.options.resampling == OutputResampling::Linear && resampled {
             self.model.card.network.classes
         } else {

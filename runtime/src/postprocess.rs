@@ -6,7 +6,7 @@
 //! and on a scan-resolution map where most structures are small, many times
 //! faster.
 
-use ndarray::{s, Array3, ArrayViewMut3};
+use ndarray::Array3;
 
 use crate::geometry::roi::connected_components;
 use crate::geometry::BoundingBox;
@@ -17,30 +17,13 @@ fn label_boxes(labels: &Array3<u16>) -> Vec<Option<BoundingBox>> {
     let max = labels.iter().copied().max().unwrap_or(0) as usize;
     let mut boxes: Vec<Option<BoundingBox>> = vec![None; max + 1];
     for ((z, y, x), &l) in labels.indexed_iter() {
-        if l == 0 {
-            continue;
-        }
-        let p = [z, y, x];
-        match &mut boxes[l as usize] {
-            Some(b) => {
-                for d in 0..3 {
-                    b.start[d] = b.start[d].min(p[d]);
-                    b.end[d] = b.end[d].max(p[d] + 1);
-                }
-            }
-            slot => {
-                *slot = Some(BoundingBox {
-                    start: p,
-                    end: p.map(|v| v + 1),
-                })
-            }
+        if l != 0 {
+            boxes[l as usize]
+                .get_or_insert(BoundingBox::at([z, y, x]))
+                .include([z, y, x]);
         }
     }
     boxes
-}
-
-fn inside<'a>(labels: &'a mut Array3<u16>, b: &BoundingBox) -> ArrayViewMut3<'a, u16> {
-    labels.slice_mut(s![b.start[0]..b.end[0], b.start[1]..b.end[1], b.start[2]..b.end[2]])
 }
 
 /// Keep only the largest 6-connected component of every label.
@@ -49,7 +32,7 @@ pub fn largest_component(labels: &mut Array3<u16>) {
         let Some(b) = b else { continue };
         let c = c as u16;
         // Every voxel of `c` lies in its box, so its components do too.
-        let mut view = inside(labels, b);
+        let mut view = b.slice_mut(labels);
         let mask = view.mapv(|v| v == c);
         let (comp, sizes) = connected_components(mask.view());
         if sizes.len() <= 2 {
@@ -77,7 +60,7 @@ pub fn fill_holes(labels: &mut Array3<u16>) {
         // border) or the border itself: a region not touching them is a hole.
         let g = b.grown([1, 1, 1], [nz, ny, nx]);
         let [gz, gy, gx] = g.shape();
-        let mut view = inside(labels, &g);
+        let mut view = g.slice_mut(labels);
         let outside = view.mapv(|v| v != c);
         let (comp, sizes) = connected_components(outside.view());
         let mut touches = vec![false; sizes.len()];
@@ -98,6 +81,7 @@ pub fn fill_holes(labels: &mut Array3<u16>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::s;
 
     #[test]
     fn keeps_the_largest_piece() {

@@ -72,6 +72,21 @@ fn body_threshold(data: &Array3<f32>, modality: Modality) -> f32 {
 /// Margin kept around the body box, mm.
 const BODY_MARGIN_MM: f64 = 10.0;
 
+/// The voxel spacing of a canonical grid's affine, in array order `[z, y, x]`.
+fn spacing_zyx(canonical_affine: &Affine) -> [f64; 3] {
+    let s = canonical_affine.spacing();
+    [s[2], s[1], s[0]]
+}
+
+/// Whether [`preprocess`] resamples a scan of array shape `[k, j, i]` on
+/// `affine` to reach `spacing_zyx_mm` (judged on the uncropped canonical
+/// grid).
+pub fn is_resampled(affine: &Affine, shape_kji: [usize; 3], spacing_zyx_mm: [f64; 3]) -> bool {
+    let reorientation = Reorientation::new(affine, shape_kji);
+    let spacing = spacing_zyx(&reorientation.canonical_affine(affine));
+    !ResampleGrid::to_spacing(reorientation.canonical_shape(), spacing, spacing_zyx_mm).is_identity()
+}
+
 /// Preprocess a scan read from `path`.
 pub fn preprocess(vol: &Volume, path: &Path, spec: &PreprocessSpec) -> Result<Preprocessed, VolumeError> {
     vol.check_geometry(path)?;
@@ -85,8 +100,7 @@ pub fn preprocess(vol: &Volume, path: &Path, spec: &PreprocessSpec) -> Result<Pr
     let reorientation = Reorientation::new(&vol.affine, [k, j, i]);
     let canonical = reorientation.apply(vol.data.view());
     let canonical_affine = reorientation.canonical_affine(&vol.affine);
-    let s = canonical_affine.spacing();
-    let canonical_spacing = [s[2], s[1], s[0]];
+    let canonical_spacing = spacing_zyx(&canonical_affine);
     let canonical_shape = reorientation.canonical_shape();
     let crop = if spec.crop_to_body {
         let threshold = body_threshold(&canonical, spec.modality);
@@ -142,6 +156,12 @@ impl Preprocessed {
     /// `[k][j][i]`: the exact inverse of the preprocessing geometry.
     pub fn labels_to_scan(&self, labels: &Array3<u16>) -> Array3<u16> {
         self.crop_to_scan(self.labels_to_crop(labels))
+    }
+
+    /// Class scores `[C, z, y, x]` on the model grid → labels on the scan's
+    /// grid, `[k][j][i]`, by [`Preprocessed::scores_to_crop`].
+    pub fn scores_to_scan(&self, scores: ArrayView4<f32>, rule: Decode) -> Array3<u16> {
+        self.crop_to_scan(self.scores_to_crop(scores, rule))
     }
 
     /// Labels on the model grid → the cropped canonical grid (nearest).

@@ -400,6 +400,16 @@ fn write_case(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf)
     (scan, model_path)
 }
 
+fn label_map(path: &str) -> edge_seg_runtime::volume::Volume {
+    edge_seg_runtime::volume::read_volume(std::path::Path::new(path)).unwrap()
+}
+
+/// The share of voxels on which two label maps agree.
+fn agreement(a: &edge_seg_runtime::volume::Volume, b: &edge_seg_runtime::volume::Volume) -> f64 {
+    let same = a.data.iter().zip(b.data.iter()).filter(|(x, y)| x == y).count();
+    same as f64 / a.data.len() as f64
+}
+
 #[test]
 fn infer_cli_on_wgpu_matches_tract() {
     if !gpu_available() {
@@ -431,10 +441,8 @@ fn infer_cli_on_wgpu_matches_tract() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("backend: wgpu ("), "verbose output names the adapter: {t}");
-    let ta = edge_seg_runtime::volume::read_volume(std::path::Path::new(&a)).unwrap();
-    let tb = edge_seg_runtime::volume::read_volume(std::path::Path::new(&b)).unwrap();
-    let same = ta.data.iter().zip(tb.data.iter()).filter(|(x, y)| x == y).count();
-    let share = same as f64 / ta.data.len() as f64;
+    let (ta, tb) = (label_map(&a), label_map(&b));
+    let share = agreement(&ta, &tb);
     assert!(share >= 0.9999, "only {:.4} % of labels agree", share * 100.0);
     assert!(ta.data.iter().any(|&v| v > 0.0), "the tract map labels something");
     let report: serde_json::Value =
@@ -463,10 +471,8 @@ fn infer_cli_on_wgpu_matches_tract() {
         );
         assert!(o.status.success(), "{backend}: {}", text(&o));
     }
-    let na = edge_seg_runtime::volume::read_volume(std::path::Path::new(&na)).unwrap();
-    let nb = edge_seg_runtime::volume::read_volume(std::path::Path::new(&nb)).unwrap();
-    let same = na.data.iter().zip(nb.data.iter()).filter(|(x, y)| x == y).count();
-    let share = same as f64 / na.data.len() as f64;
+    let (na, nb) = (label_map(&na), label_map(&nb));
+    let share = agreement(&na, &nb);
     assert!(share >= 0.9999, "nearest: only {:.4} % of labels agree", share * 100.0);
     assert!(na.data.iter().any(|&v| v > 0.0), "the nearest map labels something");
     // `auto` runs (on wgpu, or on tract with a note), with the same labels.
@@ -486,9 +492,7 @@ fn infer_cli_on_wgpu_matches_tract() {
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
-    let tc = edge_seg_runtime::volume::read_volume(std::path::Path::new(&c)).unwrap();
-    let same = ta.data.iter().zip(tc.data.iter()).filter(|(x, y)| x == y).count();
-    let share = same as f64 / ta.data.len() as f64;
+    let share = agreement(&ta, &label_map(&c));
     assert!(share >= 0.9999, "auto: only {:.4} % of labels agree", share * 100.0);
     // An unknown adapter is a clean error listing the adapters.
     let o = run(

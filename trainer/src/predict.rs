@@ -103,7 +103,7 @@ impl LoadedModel {
             &|| {},
         )
         .map_err(|e| anyhow!(e))?;
-        Ok(pre.crop_to_scan(pre.scores_to_crop(scores.view(), self.card.decode)))
+        Ok(pre.scores_to_scan(scores.view(), self.card.decode))
     }
 
     /// Read, predict and write a label map with the scan's geometry.

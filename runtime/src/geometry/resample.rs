@@ -96,6 +96,13 @@ fn linear_taps(n_src: usize, n_dst: usize) -> Vec<(usize, usize, f32)> {
         .collect()
 }
 
+/// [`linear_taps`] along each of a grid's three axes.
+fn grid_linear_taps(grid: &ResampleGrid) -> Vec<Vec<(usize, usize, f32)>> {
+    (0..3)
+        .map(|d| linear_taps(grid.source_shape[d], grid.target_shape[d]))
+        .collect()
+}
+
 /// Nearest source index for each target index along one axis.
 fn nearest_taps(n_src: usize, n_dst: usize) -> Vec<usize> {
     let scale = n_src as f64 / n_dst as f64;
@@ -115,9 +122,7 @@ pub fn resample_linear(src: ArrayView3<f32>, grid: &ResampleGrid) -> Array3<f32>
         return src.to_owned();
     }
     let [t0, t1, t2] = grid.target_shape;
-    let taps: Vec<Vec<(usize, usize, f32)>> = (0..3)
-        .map(|d| linear_taps(grid.source_shape[d], grid.target_shape[d]))
-        .collect();
+    let taps = grid_linear_taps(grid);
     let mut out = Array3::<f32>::zeros((t0, t1, t2));
     out.axis_iter_mut(Axis(0))
         .into_par_iter()
@@ -178,9 +183,7 @@ where
     let (c, s0, s1, s2) = scores.dim();
     assert_eq!([s0, s1, s2], grid.source_shape, "source shape");
     let [t0, t1, t2] = grid.target_shape;
-    let taps: Vec<Vec<(usize, usize, f32)>> = (0..3)
-        .map(|d| linear_taps(grid.source_shape[d], grid.target_shape[d]))
-        .collect();
+    let taps = grid_linear_taps(grid);
     // Channel-last rows, so each voxel's scores are contiguous.
     let lerp = |a: f32, b: f32, w: f32| a * (1.0 - w) + b * w;
     let mut out = Array3::<u16>::zeros((t0, t1, t2));
@@ -265,13 +268,7 @@ mod tests {
     }
 
     fn argmax(v: &[f32]) -> u16 {
-        let mut best = 0;
-        for (i, &x) in v.iter().enumerate() {
-            if x > v[best] {
-                best = i;
-            }
-        }
-        best as u16
+        crate::tiling::decode_voxel(v.iter().copied(), edge_seg_models::card::Decode::Argmax)
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Cropping to the body: threshold, keep the largest 6-connected component,
 //! take its bounding box with a margin; and the inverse (pad back).
 
-use ndarray::{s, Array3, ArrayView3};
+use ndarray::{s, Array3, ArrayView3, ArrayViewMut3};
 
 /// A box in array coordinates: `start` inclusive, `end` exclusive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,6 +11,22 @@ pub struct BoundingBox {
 }
 
 impl BoundingBox {
+    /// The one-voxel box at `p`.
+    pub fn at(p: [usize; 3]) -> BoundingBox {
+        BoundingBox {
+            start: p,
+            end: p.map(|v| v + 1),
+        }
+    }
+
+    /// Grow the box to hold voxel `p`.
+    pub fn include(&mut self, p: [usize; 3]) {
+        for d in 0..3 {
+            self.start[d] = self.start[d].min(p[d]);
+            self.end[d] = self.end[d].max(p[d] + 1);
+        }
+    }
+
     pub fn full(shape: [usize; 3]) -> BoundingBox {
         BoundingBox {
             start: [0; 3],
@@ -44,16 +60,20 @@ impl BoundingBox {
         .to_owned()
     }
 
-    /// Place `inner` (the box's content) into an array of `shape` filled
-    /// with `fill`: the inverse of [`BoundingBox::crop`].
-    pub fn uncrop<T: Clone>(&self, inner: ArrayView3<T>, shape: [usize; 3], fill: T) -> Array3<T> {
-        let mut out = Array3::from_elem(shape, fill);
-        out.slice_mut(s![
+    /// The part of `a` inside the box, to change in place.
+    pub fn slice_mut<'a, T>(&self, a: &'a mut Array3<T>) -> ArrayViewMut3<'a, T> {
+        a.slice_mut(s![
             self.start[0]..self.end[0],
             self.start[1]..self.end[1],
             self.start[2]..self.end[2]
         ])
-        .assign(&inner);
+    }
+
+    /// Place `inner` (the box's content) into an array of `shape` filled
+    /// with `fill`: the inverse of [`BoundingBox::crop`].
+    pub fn uncrop<T: Clone>(&self, inner: ArrayView3<T>, shape: [usize; 3], fill: T) -> Array3<T> {
+        let mut out = Array3::from_elem(shape, fill);
+        self.slice_mut(&mut out).assign(&inner);
         out
     }
 }
@@ -64,17 +84,13 @@ pub fn largest_component_box(data: ArrayView3<f32>, threshold: f32) -> Option<Bo
     let mask = data.mapv(|v| v > threshold);
     let (labels, sizes) = connected_components(mask.view());
     let best = (1..sizes.len()).max_by_key(|&l| sizes[l])?;
-    let mut start = [usize::MAX; 3];
-    let mut end = [0usize; 3];
+    let mut found: Option<BoundingBox> = None;
     for ((z, y, x), &l) in labels.indexed_iter() {
         if l as usize == best {
-            for (d, v) in [z, y, x].into_iter().enumerate() {
-                start[d] = start[d].min(v);
-                end[d] = end[d].max(v + 1);
-            }
+            found.get_or_insert(BoundingBox::at([z, y, x])).include([z, y, x]);
         }
     }
-    Some(BoundingBox { start, end })
+    found
 }
 
 /// 6-connected components of a mask: a label per voxel (0 = outside) and the
