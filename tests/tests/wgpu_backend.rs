@@ -419,25 +419,17 @@ fn infer_cli_on_wgpu_matches_tract() {
     let (scan, model) = write_case(dir.path());
     let (scan, model) = (scan.to_str().unwrap(), model.to_str().unwrap());
     let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    // `edge-seg infer` on the case with the given flags, written to `path`.
+    let infer = |flags: &[&str], path: &str| {
+        let mut args = vec!["infer", scan, "--model", model];
+        args.extend_from_slice(flags);
+        args.extend(["-o", path]);
+        run("edge-seg", &args)
+    };
     let (a, b) = (out("tract.nii.gz"), out("wgpu.nii.gz"));
-    let o = run("edge-seg", &["infer", scan, "--model", model, "--quiet", "-o", &a]);
+    let o = infer(&["--quiet"], &a);
     assert!(o.status.success(), "{}", text(&o));
-    let o = run(
-        "edge-seg",
-        &[
-            "infer",
-            scan,
-            "--model",
-            model,
-            "--backend",
-            "wgpu",
-            "--gpu",
-            "0",
-            "-v",
-            "-o",
-            &b,
-        ],
-    );
+    let o = infer(&["--backend", "wgpu", "--gpu", "0", "-v"], &b);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("backend: wgpu ("), "verbose output names the adapter: {t}");
@@ -453,22 +445,7 @@ fn infer_cli_on_wgpu_matches_tract() {
     // (exact tiles of a probability model), and agrees with tract's.
     let (na, nb) = (out("tract-nearest.nii.gz"), out("wgpu-nearest.nii.gz"));
     for (backend, path) in [("tract", &na), ("wgpu", &nb)] {
-        let o = run(
-            "edge-seg",
-            &[
-                "infer",
-                scan,
-                "--model",
-                model,
-                "--backend",
-                backend,
-                "--resampling",
-                "nearest",
-                "--quiet",
-                "-o",
-                path,
-            ],
-        );
+        let o = infer(&["--backend", backend, "--resampling", "nearest", "--quiet"], path);
         assert!(o.status.success(), "{backend}: {}", text(&o));
     }
     let (na, nb) = (label_map(&na), label_map(&nb));
@@ -477,39 +454,12 @@ fn infer_cli_on_wgpu_matches_tract() {
     assert!(na.data.iter().any(|&v| v > 0.0), "the nearest map labels something");
     // `auto` runs (on wgpu, or on tract with a note), with the same labels.
     let c = out("auto.nii.gz");
-    let o = run(
-        "edge-seg",
-        &[
-            "infer",
-            scan,
-            "--model",
-            model,
-            "--backend",
-            "auto",
-            "--quiet",
-            "-o",
-            &c,
-        ],
-    );
+    let o = infer(&["--backend", "auto", "--quiet"], &c);
     assert!(o.status.success(), "{}", text(&o));
     let share = agreement(&ta, &label_map(&c));
     assert!(share >= 0.9999, "auto: only {:.4} % of labels agree", share * 100.0);
     // An unknown adapter is a clean error listing the adapters.
-    let o = run(
-        "edge-seg",
-        &[
-            "infer",
-            scan,
-            "--model",
-            model,
-            "--backend",
-            "wgpu",
-            "--gpu",
-            "nosuchgpu",
-            "-o",
-            &out("x.nii.gz"),
-        ],
-    );
+    let o = infer(&["--backend", "wgpu", "--gpu", "nosuchgpu"], &out("x.nii.gz"));
     assert_clean_failure(&o, "nosuchgpu");
     assert!(text(&o).contains("available adapters: 0: "), "{}", text(&o));
     let o = run(
