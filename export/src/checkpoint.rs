@@ -103,14 +103,34 @@ impl Checkpoint {
             });
         }
         let card_text = std::fs::read_to_string(&card_path).map_err(|e| io(&card_path, e))?;
-        let card = ModelCard::from_json(&card_text).map_err(|e| ExportError::Card {
+        let bytes = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
+        Checkpoint::from_bytes(&card_text, &bytes, dir)
+    }
+
+    /// A checkpoint from its card's text and its safetensors bytes, checked
+    /// as [`Checkpoint::read`] checks a directory: every tensor of the
+    /// spec present, and the weights hashing to the card's `weights_sha256`
+    /// (when it holds one). `source` names the checkpoint in errors.
+    pub fn from_bytes(card_text: &str, weights: &[u8], source: &Path) -> Result<Checkpoint, ExportError> {
+        let card_path = source.join(CARD_FILE);
+        let weights_path = source.join(WEIGHTS_FILE);
+        let card = ModelCard::from_json(card_text).map_err(|e| ExportError::Card {
             path: card_path.clone(),
             source: e,
         })?;
-        let bytes = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
-        let weights = read_safetensors(&weights_path, &bytes)?;
+        let weights = read_safetensors(&weights_path, weights)?;
         let ckpt = Checkpoint { card, weights };
         ckpt.check_weights(&weights_path)?;
+        let hash = ckpt.weights_sha256();
+        if !ckpt.card.weights_sha256.is_empty() && ckpt.card.weights_sha256 != hash {
+            return Err(ExportError::Checkpoint {
+                path: weights_path,
+                problem: format!(
+                    "the weights hash to {hash}, but the card records weights_sha256 {} (a changed or damaged file)",
+                    ckpt.card.weights_sha256
+                ),
+            });
+        }
         Ok(ckpt)
     }
 

@@ -98,22 +98,46 @@ pub struct Tile {
     pub output: [usize; 3],
 }
 
+/// One training run that led to a model: a base run, a run continued from
+/// another's weights (`--init`), or a phase of fine-tuning.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingStage {
+    /// `base`, `scratch`, `vanilla`, `finetune phase 1`, ...
+    pub name: String,
+    pub loss: String,
+    pub iterations: u64,
+    /// The options that shape the result, e.g. `lr 2e-3 cosine, warmup 50,
+    /// batch 2, patch 48, seed 11, class-balance 0.75`.
+    pub options: String,
+}
+
 /// Where a model came from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Provenance {
-    /// Name (or hash) of the base model it was transferred from.
+    /// Name of the base model it was transferred from (`default` for the
+    /// shipped base, else its checkpoint folder).
     pub base_model: Option<String>,
+    /// The base model's `weights_sha256`, so the exact base can be found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_weights_sha256: Option<String>,
     /// `base`, `scratch`, `vanilla` or `finetune`.
     pub strategy: Option<String>,
     pub training_scans: Option<usize>,
     /// Mean validation Dice over foreground classes.
     pub validation_dice: Option<f64>,
+    /// The data set's name (from its manifest), never a path.
     pub dataset: Option<String>,
     /// True when the model was trained on synthetic phantoms only.
     pub synthetic_data: bool,
+    /// Iterations over all of `stages` (those of this model's own training:
+    /// a task model's base has its own card).
     pub iterations: Option<u64>,
     pub loss: Option<String>,
+    /// Every training stage that led to these weights, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<TrainingStage>,
     /// Normalisation the network was trained with and how the exported
     /// graph holds it (absent: none).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@ in PyTorch, for comparison with `edge-seg-train bench`.
 DEVICE is `cpu` (default) or `cuda`.
 """
 import json
+import resource
 import sys
 import time
 
@@ -99,5 +100,8 @@ for _ in range(steps):
 sync()
 per = (time.perf_counter() - t) / steps
 vox = batch * int(torch.tensor(out_shape).prod())
+peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak_device = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 print(json.dumps({"seconds_per_step": per, "output_voxels_per_second": vox / per, "threads": threads, "torch": torch.__version__,
-                  "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}))
+                  "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                  "peak_rss_mib": peak_rss, "peak_device_mib": peak_device}))

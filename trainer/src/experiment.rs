@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use burn::prelude::*;
-use edge_seg_export::Checkpoint;
 use edge_seg_models::card::Modality;
 use edge_seg_models::labels::Task;
 use edge_seg_models::manifest::Split;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::base_model::BaseModel;
 use crate::data::Dataset;
 use crate::metrics::{dice, hd95};
 use crate::phantom::{generate, PhantomOptions};
@@ -139,13 +139,13 @@ pub fn evaluate(
 /// Run the grid (skipping finished runs) and write the summaries.
 pub fn run_experiment(
     plan: &ExperimentPlan,
-    base_path: &Path,
+    base_model: &BaseModel,
     out: &Path,
     device: &Device,
     quiet: bool,
 ) -> Result<Vec<RunResult>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let base = Checkpoint::read(base_path)?;
+    let base = &base_model.checkpoint;
     let manifest = task_dataset(plan, out)?;
     let vocabulary = Dataset::load(&manifest)?.manifest.vocabulary;
     let mut results = Vec::new();
@@ -193,7 +193,7 @@ pub fn run_experiment(
                 let start = Instant::now();
                 let (outcome, final_ckpt) = transfer(
                     &cfg,
-                    &base,
+                    base_model,
                     &tp,
                     &dir,
                     device,

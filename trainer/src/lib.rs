@@ -12,6 +12,7 @@
 //! - [`metrics`]: Dice and HD95;
 //! - [`cli`]: the `edge-seg-train` command line.
 
+pub mod base_model;
 pub mod cli;
 pub mod data;
 pub mod device;

@@ -16,6 +16,7 @@ use burn::prelude::*;
 use edge_seg_export::{Checkpoint, Tensor as WeightTensor};
 use edge_seg_models::NetworkSpec;
 
+use crate::base_model::BaseModel;
 use crate::train::{train, Init, RunOptions, TrainConfig, TrainOutcome, Trainable};
 use crate::unet::initial_weights;
 
@@ -157,7 +158,7 @@ pub fn final_checkpoint(out: &Path, strategy: Strategy) -> PathBuf {
 /// task spec, `iterations` the whole budget).
 pub fn transfer(
     cfg: &TrainConfig,
-    base: &Checkpoint,
+    base_model: &BaseModel,
     plan: &TransferPlan,
     out: &Path,
     device: &Device,
@@ -165,10 +166,13 @@ pub fn transfer(
 ) -> Result<(TrainOutcome, PathBuf)> {
     let mut cfg = cfg.clone();
     cfg.strategy = plan.strategy.name().to_string();
-    cfg.base_model = Some(format!("{} ({})", base.card.task, &base.card.weights_sha256[..12]));
+    let base = &base_model.checkpoint;
+    cfg.base_model = Some(base_model.name.clone());
+    cfg.base_weights_sha256 = Some(base.card.weights_sha256.clone());
     let outcome = match plan.strategy {
         Strategy::Scratch => {
             cfg.base_model = None;
+            cfg.base_weights_sha256 = None;
             train(&cfg, Init::Random, out, device, opts)?
         }
         Strategy::Vanilla => {
@@ -202,6 +206,7 @@ pub fn transfer(
             p2.warmup = 0;
             p2.trainable = Trainable::All;
             p2.seed = cfg.seed.wrapping_add(1);
+            p2.prior_stages = after1.card.provenance.stages.clone();
             let mut o = train(&p2, Init::Weights(after1.weights), &out.join("phase2"), device, opts)?;
             o.iterations += plan.phase1;
             o

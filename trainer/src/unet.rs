@@ -249,6 +249,18 @@ impl UNet {
         c.out
     }
 
+    /// The gradient of every parameter that has one in `grads`, by scheme
+    /// name (the model must be the autodiff model the loss came from).
+    pub fn gradients(&self, grads: &burn::tensor::Gradients) -> BTreeMap<String, WeightTensor> {
+        let mut c = CollectGradients {
+            path: Vec::new(),
+            grads,
+            out: BTreeMap::new(),
+        };
+        self.visit(&mut c);
+        c.out
+    }
+
     /// Replace weights from `weights` (every scheme tensor must be present
     /// with the right shape).
     pub fn load_weights(self, weights: &BTreeMap<String, WeightTensor>) -> Result<UNet> {
@@ -299,6 +311,28 @@ impl ModuleVisitor for Collect {
         let shape = t.shape().to_vec();
         let values = t.into_data().try_to_vec_as::<f32>().expect("f32 parameters");
         self.out.insert(scheme_name(&self.path), WeightTensor { shape, values });
+    }
+}
+
+struct CollectGradients<'a> {
+    path: Vec<String>,
+    grads: &'a burn::tensor::Gradients,
+    out: BTreeMap<String, WeightTensor>,
+}
+
+impl ModuleVisitor for CollectGradients<'_> {
+    fn enter_module(&mut self, name: &str, _ty: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _ty: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        if let Some(g) = p.val().grad(self.grads) {
+            let shape = g.shape().to_vec();
+            let values = g.into_data().try_to_vec_as::<f32>().expect("f32 gradients");
+            self.out.insert(scheme_name(&self.path), WeightTensor { shape, values });
+        }
     }
 }
 

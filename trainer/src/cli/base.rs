@@ -18,9 +18,9 @@ use crate::train::{train, Init, OptimizerKind, RunOptions, Schedule, TrainConfig
 #[derive(Debug, Args, Clone)]
 pub struct SpecArgs {
     /// Network: `paper` (4 levels, 32 filters), `small` (4 levels, 8 filters)
-    /// or a JSON file with a NetworkSpec.
-    #[arg(long, default_value = "small")]
-    pub spec: String,
+    /// or a JSON file with a NetworkSpec [default: small; transfer: the base's].
+    #[arg(long)]
+    pub spec: Option<String>,
     /// Override the number of levels.
     #[arg(long)]
     pub levels: Option<usize>,
@@ -47,10 +47,12 @@ pub struct SpecArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub network: SpecArgs,
-    /// Model spacing in mm: one value (isotropic) or z,y,x.
-    #[arg(long, default_value = "3")]
-    pub spacing: String,
-    /// Training patch (network input) edge, voxels; must be a legal input size.
+    /// Model spacing in mm: one value (isotropic) or z,y,x [default: 3;
+    /// transfer: the base's].
+    #[arg(long)]
+    pub spacing: Option<String>,
+    /// Training patch (network input) edge, voxels; must be a legal input size
+    /// [default: the largest legal size up to 116; transfer: the base's tile].
     #[arg(long)]
     pub patch: Option<usize>,
     /// naive, masked or marginal.
@@ -155,6 +157,9 @@ pub struct BaseArgs {
     pub train: TrainArgs,
 }
 
+/// Model spacing (mm) when neither `--spacing` nor a base model gives one.
+pub const DEFAULT_SPACING: &str = "3";
+
 /// Comma-separated numbers, e.g. `2.5,1,1`.
 fn comma_numbers<T: std::str::FromStr>(s: &str) -> std::result::Result<Vec<T>, T::Err> {
     s.split(',').map(|t| t.trim().parse::<T>()).collect()
@@ -189,7 +194,7 @@ pub fn parse_spacing(s: &str) -> Result<[f64; 3]> {
 
 /// The network spec from `--spec` and the overrides.
 pub fn network_spec(a: &SpecArgs, classes: usize) -> Result<NetworkSpec> {
-    let mut spec = match a.spec.as_str() {
+    let spec = match a.spec.as_deref().unwrap_or("small") {
         "paper" => NetworkSpec::paper(classes),
         "small" => NetworkSpec {
             base_filters: 8,
@@ -209,6 +214,11 @@ pub fn network_spec(a: &SpecArgs, classes: usize) -> Result<NetworkSpec> {
             s
         }
     };
+    override_spec(a, spec)
+}
+
+/// `spec` with the network flags of `a` (all but `--spec`) applied.
+pub fn override_spec(a: &SpecArgs, mut spec: NetworkSpec) -> Result<NetworkSpec> {
     if let Some(l) = a.levels {
         spec.levels = l;
     }
@@ -311,7 +321,7 @@ pub fn train_config(
         spec,
         weight_init: WeightInit::parse(&a.weight_init)
             .with_context(|| format!("--weight-init must be glorot or he, not {:?}", a.weight_init))?,
-        spacing_mm: parse_spacing(&a.spacing)?,
+        spacing_mm: parse_spacing(a.spacing.as_deref().unwrap_or(DEFAULT_SPACING))?,
         patch: [patch_edge; 3],
         modality,
         intensity,
@@ -346,6 +356,8 @@ pub fn train_config(
         max_val_cases: a.val_cases,
         strategy: strategy.to_string(),
         base_model: None,
+        base_weights_sha256: None,
+        prior_stages: Vec::new(),
         cache,
     })
 }
@@ -358,7 +370,7 @@ pub fn run(a: &BaseArgs) -> Result<()> {
     let text =
         std::fs::read_to_string(&a.manifest).with_context(|| format!("{}: cannot read", a.manifest.display()))?;
     let manifest = Manifest::from_json(&text).with_context(|| format!("{}: invalid manifest", a.manifest.display()))?;
-    let cfg = train_config(&a.train, &a.manifest, &manifest, "base", "base", Trainable::All, None)?;
+    let mut cfg = train_config(&a.train, &a.manifest, &manifest, "base", "base", Trainable::All, None)?;
     let opts = RunOptions {
         quiet: a.train.quiet,
         resume: a.train.resume,
@@ -371,6 +383,8 @@ pub fn run(a: &BaseArgs) -> Result<()> {
             if ckpt.card.network != cfg.spec {
                 bail!("{}: its network differs from the one asked for", dir.display());
             }
+            // This run continues the checkpoint's training: its stages come first.
+            cfg.prior_stages = ckpt.card.provenance.stages.clone();
             Init::Weights(ckpt.weights)
         }
     };

@@ -8,7 +8,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use clap::Args;
 
-use crate::device::{parse_device, set_threads};
+use crate::device::{choose_device, set_threads};
 use crate::loss::{loss, BatchLabels, LossKind, LossWeights};
 use crate::unet::{initial_weights, UNet};
 
@@ -39,11 +39,22 @@ fn sync(device: &Device) -> Result<()> {
     device.sync().map_err(|e| anyhow::anyhow!("the device failed: {e:?}"))
 }
 
+/// The process's peak resident memory so far, MiB (Linux: getrusage).
+fn peak_rss_mib() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return f64::NAN;
+    }
+    u.ru_maxrss as f64 / 1024.0
+}
+
 pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(t) = a.threads {
         set_threads(t)?;
     }
-    let device = parse_device(&a.device)?;
+    let chosen = choose_device(&a.device)?;
+    let device = chosen.device.clone();
     let spec = super::network_spec(&a.network, a.classes)?;
     let patch = [a.patch; 3];
     let out = spec.output_shape(patch)?;
@@ -101,7 +112,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "spec": spec, "patch": patch, "batch": a.batch, "device": a.device,
+                "spec": spec, "patch": patch, "batch": a.batch, "device": chosen.name,
+                "peak_rss_mib": peak_rss_mib(),
                 "seconds_per_step": per_step, "forward_seconds": t_fwd / n, "backward_seconds": t_bwd / n,
                 "optimizer_seconds": t_step / n, "output_voxels_per_second": voxels,
                 "input_voxels_per_second": n_in as f64 / per_step,
@@ -124,6 +136,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             t_step / n
         );
         println!("voxels/s:   {voxels:.0} output, {:.0} input", n_in as f64 / per_step);
+        println!("device:     {}; peak RSS {:.0} MiB", chosen.name, peak_rss_mib());
         println!(
             "GFLOP/s:    {:.1} (≈{step_gflop:.1} GFLOP per step, backward counted as 2x forward)",
             step_gflop / per_step

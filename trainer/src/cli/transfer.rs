@@ -4,11 +4,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use edge_seg_export::Checkpoint;
+use edge_seg_models::card::{Intensity, Modality};
 use edge_seg_models::labels::Task;
+use edge_seg_models::spec::NetworkSpec;
 use edge_seg_models::Manifest;
 
-use super::base::{train_config, TrainArgs};
+use super::base::{override_spec, parse_spacing, parse_window, train_config, TrainArgs};
+use crate::base_model::{load_base, BaseModel};
 use crate::device::{parse_device, set_threads};
 use crate::experiment::{run_experiment, ExperimentPlan};
 use crate::train::{RunOptions, Trainable};
@@ -45,7 +47,9 @@ impl TransferArgs {
 
 #[derive(Debug, Args)]
 pub struct TransferCmd {
-    /// Base checkpoint directory.
+    /// Base model: `default` (the shipped base) or a checkpoint directory.
+    /// The task network, spacing, patch and intensity window default to the
+    /// base's; a flag that contradicts them is refused.
     #[arg(long)]
     pub base: PathBuf,
     /// The task's dataset manifest.
@@ -70,15 +74,15 @@ pub fn run_transfer(a: &TransferCmd) -> Result<()> {
         set_threads(t)?;
     }
     let device = parse_device(&a.train.device)?;
-    let base = Checkpoint::read(&a.base)?;
+    let base = load_base(&a.base)?;
     let text =
         std::fs::read_to_string(&a.manifest).with_context(|| format!("{}: cannot read", a.manifest.display()))?;
     let manifest = Manifest::from_json(&text).with_context(|| format!("{}: invalid manifest", a.manifest.display()))?;
     let strategy = Strategy::parse(&a.strategy).with_context(|| "--strategy must be scratch, vanilla or finetune")?;
-    // The task network is the base network with the task's classes.
-    let spec = task_spec(&base.card.network, manifest.vocabulary.len());
+    let modality = manifest.cases.first().map(|c| c.modality).unwrap_or(Modality::CT);
+    let (train, spec) = settings_from_base(&a.train, &base, manifest.vocabulary.len(), modality)?;
     let mut cfg = train_config(
-        &a.train,
+        &train,
         &a.manifest,
         &manifest,
         &manifest.name,
@@ -106,7 +110,8 @@ pub fn run_transfer(a: &TransferCmd) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub struct ExperimentCmd {
-    /// Base checkpoint directory.
+    /// Base model: `default` (the shipped base) or a checkpoint directory
+    /// (settings as for `transfer`).
     #[arg(long)]
     pub base: PathBuf,
     /// esophagus, vertebrae, lung-lobes or prostate.
@@ -159,7 +164,7 @@ pub fn run_experiment_cmd(a: &ExperimentCmd) -> Result<()> {
         .iter()
         .map(|s| Strategy::parse(s).with_context(|| format!("unknown strategy {s:?}")))
         .collect::<Result<_>>()?;
-    let base = Checkpoint::read(&a.base)?;
+    let base = load_base(&a.base)?;
     // A template config: the manifest, spec, seed and case count are set per run.
     let placeholder = Manifest {
         format_version: edge_seg_models::manifest::MANIFEST_FORMAT_VERSION,
@@ -168,9 +173,13 @@ pub fn run_experiment_cmd(a: &ExperimentCmd) -> Result<()> {
         sources: Default::default(),
         cases: vec![],
     };
-    let mut train = a.train.clone();
+    let modality = if task == Task::Prostate {
+        Modality::MR
+    } else {
+        Modality::CT
+    };
+    let (mut train, spec) = settings_from_base(&a.train, &base, placeholder.vocabulary.len(), modality)?;
     train.cache = Some(a.train.cache.clone().unwrap_or_else(|| a.out.join("cache")));
-    let spec = task_spec(&base.card.network, placeholder.vocabulary.len());
     let mut cfg = train_config(
         &train,
         &a.out.join("data/manifest.json"),
@@ -180,10 +189,6 @@ pub fn run_experiment_cmd(a: &ExperimentCmd) -> Result<()> {
         Trainable::All,
         Some(spec),
     )?;
-    if a.train.spacing == "3" {
-        // Default: the base model's spacing.
-        cfg.spacing_mm = base.card.spacing_mm;
-    }
     cfg.val_every = 0;
     let plan = ExperimentPlan {
         task,
@@ -198,11 +203,171 @@ pub fn run_experiment_cmd(a: &ExperimentCmd) -> Result<()> {
         slice_mm: super::parse_range(&a.slice_mm).map_err(anyhow::Error::msg)?,
         eval_tile: a.eval_tile,
     };
-    let results = run_experiment(&plan, &a.base, &a.out, &device, a.train.quiet)?;
+    let results = run_experiment(&plan, &base, &a.out, &device, a.train.quiet)?;
     println!(
         "{} runs; results in {}",
         results.len(),
         a.out.join("results.csv").display()
     );
     Ok(())
+}
+
+/// The task's training arguments with the base model's settings filled in,
+/// and the task network (the base's, with the task's classes). The network,
+/// spacing and (for a task of the base's modality) the intensity window
+/// come from the base card, the patch defaults to the base's training tile;
+/// a flag that says otherwise is refused, naming both values.
+pub fn settings_from_base(
+    a: &TrainArgs,
+    base: &BaseModel,
+    classes: usize,
+    modality: Modality,
+) -> Result<(TrainArgs, NetworkSpec)> {
+    let card = &base.checkpoint.card;
+    let name = &base.name;
+    let spec = task_spec(&card.network, classes);
+    let n = &a.network;
+    if let Some(s) = &n.spec {
+        bail!("--spec {s}: the task network is the base model's ({name}); drop --spec");
+    }
+    let any_override = n.levels.is_some()
+        || n.filters.is_some()
+        || n.plan.is_some()
+        || n.padding.is_some()
+        || n.upsampling.is_some()
+        || n.norm.is_some();
+    if any_override {
+        // The flags applied to the base's network must leave it unchanged.
+        let asked = override_spec(&a.network, spec.clone())?;
+        if asked != spec {
+            bail!(
+                "the network flags ask for {} but the base model {name} is {}: a transferred network must be the base's",
+                describe(&asked),
+                describe(&spec)
+            );
+        }
+    }
+    let mut train = a.clone();
+    if let Some(s) = &a.spacing {
+        let asked = parse_spacing(s)?;
+        if asked != card.spacing_mm {
+            bail!(
+                "--spacing {s} ({asked:?} mm) contradicts the base model {name}, trained at {:?} mm",
+                card.spacing_mm
+            );
+        }
+    }
+    train.spacing = Some(
+        card.spacing_mm
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    if modality == card.modality {
+        if let Intensity::Window { min, max, .. } = card.intensity {
+            if let Some(w) = &a.window {
+                if parse_window(w)? != card.intensity {
+                    bail!("--window {w} contradicts the base model {name}, trained with the window {min},{max} HU");
+                }
+            }
+            train.window = Some(format!("{min},{max}"));
+        }
+    }
+    if train.patch.is_none() && spec.is_legal_input(card.tile.input[0]) {
+        train.patch = Some(card.tile.input[0]);
+    }
+    Ok((train, spec))
+}
+
+/// A spec in words, for messages.
+fn describe(s: &NetworkSpec) -> String {
+    format!(
+        "{} levels, {} filters, {:?} plan, {:?} padding, {:?} upsampling, {:?} normalisation",
+        s.levels, s.base_filters, s.channel_plan, s.padding, s.upsampling, s.norm
+    )
+    .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use edge_seg_export::Checkpoint;
+    use edge_seg_models::labels::BASE_LABELS;
+    use edge_seg_models::spec::{ChannelPlan, Norm, Padding};
+    use edge_seg_models::ModelCard;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    fn args(flags: &[&str]) -> TrainArgs {
+        Args::parse_from(std::iter::once("t").chain(flags.iter().copied())).train
+    }
+
+    fn base() -> BaseModel {
+        let spec = NetworkSpec {
+            levels: 3,
+            base_filters: 4,
+            channel_plan: ChannelPlan::Doubling,
+            padding: Padding::Same,
+            norm: Norm::Batch,
+            ..NetworkSpec::paper(BASE_LABELS.len())
+        };
+        let window = Intensity::Window {
+            min: -1000.0,
+            max: 400.0,
+            rescale: true,
+        };
+        let card = ModelCard::new("base", Modality::CT, &BASE_LABELS, spec, [6.0; 3], window, [48; 3]).unwrap();
+        BaseModel {
+            checkpoint: Checkpoint::random(card, 1),
+            name: "default".into(),
+        }
+    }
+
+    #[test]
+    fn settings_default_to_the_base() {
+        let (t, spec) = settings_from_base(&args(&[]), &base(), 3, Modality::CT).unwrap();
+        assert_eq!(spec.base_filters, 4);
+        assert_eq!(spec.norm, Norm::Batch);
+        assert_eq!(spec.classes, 3);
+        assert_eq!(parse_spacing(t.spacing.as_deref().unwrap()).unwrap(), [6.0; 3]);
+        assert_eq!(t.window.as_deref(), Some("-1000,400"));
+        assert_eq!(t.patch, Some(48));
+        // Flags that agree with the base are accepted; an MR task keeps its own normalisation.
+        let agree = args(&[
+            "--filters",
+            "4",
+            "--spacing",
+            "6",
+            "--window=-1000,400",
+            "--patch",
+            "64",
+        ]);
+        let (t, _) = settings_from_base(&agree, &base(), 3, Modality::CT).unwrap();
+        assert_eq!(t.patch, Some(64));
+        let (t, _) = settings_from_base(&args(&[]), &base(), 2, Modality::MR).unwrap();
+        assert_eq!(t.window, None);
+    }
+
+    #[test]
+    fn flags_that_contradict_the_base_name_both_values() {
+        for (flags, want) in [
+            (&["--filters", "8"][..], "8 filters"),
+            (&["--norm", "none"][..], "none normalisation"),
+            (&["--spacing", "3"][..], "[6.0, 6.0, 6.0]"),
+            (&["--window=-500,400"][..], "-1000,400"),
+            (&["--spec", "paper"][..], "drop --spec"),
+        ] {
+            let e = settings_from_base(&args(flags), &base(), 3, Modality::CT)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want) && e.contains("default"), "{flags:?}: {e}");
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use edge_seg_models::card::{Intensity, Modality};
+use edge_seg_models::card::{Intensity, Modality, TrainingStage};
 use edge_seg_models::NetworkSpec;
 use serde::{Deserialize, Serialize};
 
@@ -109,8 +109,51 @@ pub struct TrainConfig {
     pub strategy: String,
     /// Base model the run started from, for provenance.
     pub base_model: Option<String>,
+    /// The base model's `weights_sha256`, for provenance.
+    #[serde(default)]
+    pub base_weights_sha256: Option<String>,
+    /// Training stages before this run (those of the checkpoint given to
+    /// `--init`, or fine-tuning's first phase), for provenance.
+    #[serde(default)]
+    pub prior_stages: Vec<TrainingStage>,
     /// Cache folder for preprocessed cases.
     pub cache: PathBuf,
+}
+
+impl TrainConfig {
+    /// This run as a provenance stage, after `iterations` iterations: its
+    /// strategy, loss and the options that shape the result.
+    pub fn stage(&self, iterations: u64) -> TrainingStage {
+        let mut o = vec![
+            format!("lr {:e} {:?}, warmup {}", self.lr, self.schedule, self.warmup).to_lowercase(),
+            format!("{:?}", self.optimizer).to_lowercase(),
+            format!("batch {}, patch {}", self.batch, self.patch[0]),
+            format!("spacing {:?} mm", self.spacing_mm),
+            format!("seed {}", self.seed),
+            format!("foreground {}", self.foreground_fraction),
+        ];
+        if self.complete_patches > 0.0 {
+            o.push(format!("complete-patches {}", self.complete_patches));
+        }
+        if self.loss_weights.class_balance > 0.0 {
+            o.push(format!("class-balance {}", self.loss_weights.class_balance));
+        }
+        if self.loss_weights.dice_present_only {
+            o.push("dice-present-only".into());
+        }
+        if let Trainable::Tail { layers } = self.trainable {
+            o.push(format!("last {layers} layers trained"));
+        }
+        if let Some(n) = self.max_train_cases {
+            o.push(format!("first {n} training cases"));
+        }
+        TrainingStage {
+            name: self.strategy.clone(),
+            loss: self.loss.name().to_string(),
+            iterations,
+            options: o.join(", "),
+        }
+    }
 }
 
 #[cfg(test)]

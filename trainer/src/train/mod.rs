@@ -164,6 +164,7 @@ fn optimizer(kind: OptimizerKind) -> ModuleOptimizer {
 /// The card for a checkpoint of this run.
 pub fn card_for(
     cfg: &TrainConfig,
+    dataset: &str,
     vocabulary: &[String],
     train_cases: usize,
     val_dice: Option<f64>,
@@ -179,15 +180,19 @@ pub fn card_for(
         cfg.patch,
     )?;
     card.decode = Decode::Argmax;
+    let mut stages = cfg.prior_stages.clone();
+    stages.push(cfg.stage(iteration));
     card.provenance = Provenance {
         base_model: cfg.base_model.clone(),
+        base_weights_sha256: cfg.base_weights_sha256.clone(),
         strategy: Some(cfg.strategy.clone()),
         training_scans: Some(train_cases),
         validation_dice: val_dice,
-        dataset: Some(cfg.manifest.display().to_string()),
+        dataset: Some(dataset.to_string()),
         synthetic_data: false,
-        iterations: Some(iteration),
+        iterations: Some(stages.iter().map(|s| s.iterations).sum()),
         loss: Some(cfg.loss.name().to_string()),
+        stages,
         normalisation: None,
     };
     Ok(card)
@@ -450,6 +455,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
             }
             let card = card_for(
                 cfg,
+                &ds.manifest.name,
                 &vocabulary,
                 train_cases.len(),
                 val.as_ref().map(|v| v.mean_dice),
