@@ -129,25 +129,105 @@ fn experiment_resumes_without_redoing_finished_runs() {
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 6, "{csv}");
     assert!(csv.starts_with("task,strategy,size,seed,dice"));
-    assert!(out.join("results.md").exists() && out.join("dice_vs_size.png").exists());
-    let stamp = |name: &str| {
-        std::fs::metadata(out.join("runs").join(name).join("result.json"))
-            .unwrap()
-            .modified()
-            .unwrap()
-    };
-    let before = stamp("esophagus-vanilla-n2-s0");
-    // An interrupted run (no result.json) is redone; finished ones are not.
-    std::fs::remove_file(out.join("runs/esophagus-scratch-n1-s0/result.json")).unwrap();
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("finetune − scratch") && md.contains("pairs)"), "{md}");
+    assert!(out.join("dice_vs_size.png").exists());
+    let rows = || std::fs::read_to_string(out.join("results.jsonl")).unwrap();
+    let first = rows();
+    assert_eq!(first.lines().count(), 6);
+    for line in first.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["dice_per_case"].as_array().unwrap().len(), 1, "{line}");
+        assert_eq!(r["device"], "cpu");
+    }
+    // A fresh machine: only the committed results folder survives. Every
+    // run it records is skipped; a run removed from it is redone.
+    std::fs::remove_dir_all(out.join("work")).unwrap();
+    let kept: Vec<&str> = first
+        .lines()
+        .filter(|l| !l.contains("\"scratch\"") || !l.contains("\"size\":1"))
+        .collect();
+    assert_eq!(kept.len(), 5);
+    std::fs::write(out.join("results.jsonl"), kept.join("\n") + "\n").unwrap();
     let o = Command::new(bin("edge-seg-train")).args(&args).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(stamp("esophagus-vanilla-n2-s0"), before, "a finished run was redone");
-    assert!(out.join("runs/esophagus-scratch-n1-s0/result.json").exists());
+    let runs: Vec<String> = std::fs::read_dir(out.join("work/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(runs, ["esophagus-scratch-n1-s0"], "only the missing run trains again");
+    let after = rows();
+    assert_eq!(after.lines().count(), 6);
+    for line in &kept {
+        assert!(after.contains(line), "a recorded run changed:\n{line}\nnow:\n{after}");
+    }
+}
+
+/// The shipped base, as a new user reaches it: `--base default` on a
+/// two-case task, every setting taken from the base's card, and the task
+/// model's card naming the base and its weights.
+#[test]
+fn transfer_from_the_shipped_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = edge_seg_tests::phantoms::task(dir.path(), Task::Esophagus, 2, 0, 6.0);
+    let out = dir.path().join("ft");
+    let o = Command::new(bin("edge-seg-train"))
+        .args(["transfer", "--base", "default", "--manifest"])
+        .arg(&manifest)
+        .args([
+            "--strategy",
+            "finetune",
+            "--iterations",
+            "4",
+            "--val-every",
+            "4",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let zoo = edge_seg_tests::tests_dir().parent().unwrap().join("models/zoo");
+    let base_card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(zoo.join("default.card.json")).unwrap()).unwrap();
+    let card = Checkpoint::read(&out.join("phase2/last")).unwrap().card;
+    let p = &card.provenance;
+    assert_eq!(p.base_model.as_deref(), Some("default"));
+    assert_eq!(p.base_weights_sha256.as_deref(), base_card["weights_sha256"].as_str());
     assert_eq!(
-        std::fs::read_to_string(out.join("results.csv"))
-            .unwrap()
-            .lines()
-            .count(),
-        7
+        card.network.base_filters,
+        base_card["network"]["base_filters"].as_u64().unwrap() as usize
     );
+    assert_eq!(
+        card.spacing_mm.to_vec(),
+        serde_json::from_value::<Vec<f64>>(base_card["spacing_mm"].clone()).unwrap()
+    );
+    // Both phases, in order, add up to the budget.
+    let stages: Vec<u64> = p.stages.iter().map(|s| s.iterations).collect();
+    assert_eq!(stages, vec![2, 2], "{:?}", p.stages);
+    assert_eq!(p.iterations, Some(4));
+    assert!(
+        p.stages[0].options.contains("last 2 layers trained"),
+        "{:?}",
+        p.stages[0]
+    );
+    assert!(
+        !p.dataset.as_deref().unwrap().contains('/'),
+        "the data set by name, not a path: {:?}",
+        p.dataset
+    );
+    // A flag that contradicts the base is refused, naming both values.
+    let o = Command::new(bin("edge-seg-train"))
+        .args(["transfer", "--base", "default", "--manifest"])
+        .arg(&manifest)
+        .args(["--strategy", "vanilla", "--iterations", "2", "--spacing", "2", "--out"])
+        .arg(dir.path().join("bad"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = text(&o);
+    assert!(e.contains("--spacing 2") && e.contains("default"), "{e}");
 }

@@ -37,6 +37,7 @@ pub fn choose_device(s: &str) -> Result<Chosen> {
     if s == "auto" {
         let name = auto_name();
         let device = named_device(&name)?;
+        eprintln!("--device auto: {name}");
         return Ok(Chosen { device, name });
     }
     let device = named_device(&s)?;

@@ -1,8 +1,14 @@
 //! The transfer experiment: for a task, every (training-set size, strategy,
-//! seed) run with the same iteration budget, each evaluated on the same
-//! held-out test cases (Dice and HD95 per class on the scans' own grids),
-//! summarised as `results.csv`, a Markdown table and a plot of Dice against
-//! training-set size. Finished runs are kept and not redone.
+//! seed) run with the same budget (a cap on iterations, and optionally a
+//! patience on validation Dice), each evaluated on the same held-out test
+//! cases (Dice and HD95 per class on the scans' own grids), summarised as
+//! `results.csv`, a Markdown table with paired bootstrap intervals, and a
+//! plot of Dice against training-set size.
+//!
+//! The results folder holds one row per finished run in `results.jsonl`
+//! and is meant to be committed: the same command on a fresh clone skips
+//! every run already there. Data, caches and checkpoints live in a separate
+//! work folder.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::base_model::BaseModel;
 use crate::data::Dataset;
+use crate::device::Chosen;
 use crate::metrics::{dice, hd95};
 use crate::phantom::{generate, PhantomOptions};
 use crate::predict::LoadedModel;
@@ -38,6 +45,54 @@ pub struct RunResult {
     pub train_seconds: f64,
     pub iterations: u64,
     pub test_cases: usize,
+    /// Mean Dice over the classes of each test case, in test-case order
+    /// (pairs runs of the same seed for the paired comparison).
+    #[serde(default)]
+    pub dice_per_case: Vec<f64>,
+    /// Validation stopped improving before the iteration cap.
+    #[serde(default)]
+    pub stopped_early: bool,
+    /// The `--device` the run trained on, resolved.
+    #[serde(default)]
+    pub device: String,
+}
+
+/// The results folder's record of finished runs, one JSON object a line.
+pub const RESULTS_FILE: &str = "results.jsonl";
+
+/// The finished runs recorded in `out` (none when the file is absent).
+pub fn read_results(out: &Path) -> Result<Vec<RunResult>> {
+    let path = out.join(RESULTS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}: line {}: not a run result", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// Append one run to `out`'s results, keeping the rows already there byte
+/// for byte (a committed file changes only by the new line).
+fn append_result(out: &Path, r: &RunResult) -> Result<()> {
+    let path = out.join(RESULTS_FILE);
+    let mut text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&serde_json::to_string(r)?);
+    text.push('\n');
+    edge_seg_models::atomic::write_bytes(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The grid and how each run trains.
@@ -48,6 +103,9 @@ pub struct ExperimentPlan {
     pub strategies: Vec<Strategy>,
     pub seeds: u64,
     pub test_cases: usize,
+    /// Validation phantoms generated with the task's data (for patience and
+    /// the best checkpoint).
+    pub val_cases: usize,
     /// Template for every run (spec, spacing, iterations...). `manifest`,
     /// `seed`, `max_train_cases` are set per run.
     pub config: TrainConfig,
@@ -64,9 +122,10 @@ fn run_name(task: Task, strategy: Strategy, size: usize, seed: u64) -> String {
     format!("{}-{}-n{size}-s{seed}", task.name(), strategy.name())
 }
 
-/// The task's phantom data set (generated once, then reused).
-pub fn task_dataset(plan: &ExperimentPlan, out: &Path) -> Result<PathBuf> {
-    let data = out.join("data");
+/// The task's phantom data set in the work folder (generated once, then
+/// reused).
+pub fn task_dataset(plan: &ExperimentPlan, work: &Path) -> Result<PathBuf> {
+    let data = work.join("data");
     let existing = std::fs::read_dir(&data)
         .ok()
         .and_then(|mut rd| rd.find_map(|e| e.ok().map(|e| e.path().join("manifest.json")).filter(|p| p.exists())));
@@ -87,7 +146,7 @@ pub fn task_dataset(plan: &ExperimentPlan, out: &Path) -> Result<PathBuf> {
             task: Some(plan.task),
             sparse: false,
             complete_fraction: 1.0,
-            val: 0,
+            val: plan.val_cases,
             test: plan.test_cases,
             inplane_mm: plan.inplane_mm,
             slice_mm: plan.slice_mm,
@@ -101,138 +160,180 @@ pub fn task_dataset(plan: &ExperimentPlan, out: &Path) -> Result<PathBuf> {
 }
 
 /// Evaluate a checkpoint on the test cases: mean Dice and HD95 per class.
-pub fn evaluate(
-    ckpt: &Path,
-    manifest: &Path,
-    tile: usize,
-) -> Result<(BTreeMap<String, f64>, BTreeMap<String, f64>, usize)> {
+pub fn evaluate(ckpt: &Path, manifest: &Path, tile: usize) -> Result<Evaluation> {
     let model = LoadedModel::from_checkpoint(ckpt, Device::flex())?;
     let ds = Dataset::load(manifest)?;
     let tile = crate::predict::tile_for(&model.card.network, tile);
     let mut dices: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut hds: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let cases: Vec<_> = ds.manifest.cases_in(Split::Test).collect();
+    let mut per_case = Vec::new();
     for case in &cases {
         let (vol, truth) = ds.read_case(case)?;
         let truth = truth.ok_or_else(|| anyhow!("test case {} has no labels", case.id))?;
         let pred = model.predict_volume(&vol, &ds.resolve(&case.image), tile)?;
         let s = vol.spacing();
         let spacing_kji = [s[2], s[1], s[0]];
+        let mut case_dice = Vec::new();
         for (c, name) in ds.manifest.vocabulary.iter().enumerate().skip(1) {
             // An absent-and-not-predicted class has no Dice; count a miss as 0.
             if let Some(d) = dice(pred.view(), truth.view(), c as u16) {
                 dices.entry(name.clone()).or_default().push(d);
+                case_dice.push(d);
             }
             if let Some(h) = hd95(pred.view(), truth.view(), c as u16, spacing_kji) {
                 hds.entry(name.clone()).or_default().push(h);
             }
         }
+        per_case.push(if case_dice.is_empty() {
+            0.0
+        } else {
+            case_dice.iter().sum::<f64>() / case_dice.len() as f64
+        });
     }
     let mean = |m: BTreeMap<String, Vec<f64>>| -> BTreeMap<String, f64> {
         m.into_iter()
             .map(|(k, v)| (k, v.iter().sum::<f64>() / v.len() as f64))
             .collect()
     };
-    Ok((mean(dices), mean(hds), cases.len()))
+    Ok(Evaluation {
+        dice_per_class: mean(dices),
+        hd95_per_class: mean(hds),
+        dice_per_case: per_case,
+    })
 }
 
-/// Run the grid (skipping finished runs) and write the summaries.
+/// A checkpoint's scores on the test cases.
+pub struct Evaluation {
+    /// Mean over the test cases, per class.
+    pub dice_per_class: BTreeMap<String, f64>,
+    pub hd95_per_class: BTreeMap<String, f64>,
+    /// Mean over the classes, per test case.
+    pub dice_per_case: Vec<f64>,
+}
+
+/// Run the grid, skipping the runs `out`'s results already hold, and write
+/// the summaries after each run (so an interrupted grid keeps what it did).
+/// Data, caches and run folders go to `work`.
 pub fn run_experiment(
     plan: &ExperimentPlan,
     base_model: &BaseModel,
     out: &Path,
-    device: &Device,
+    work: &Path,
+    device: &Chosen,
     quiet: bool,
 ) -> Result<Vec<RunResult>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut results = read_results(out)?;
     let base = &base_model.checkpoint;
-    let manifest = task_dataset(plan, out)?;
-    let vocabulary = Dataset::load(&manifest)?.manifest.vocabulary;
-    let mut results = Vec::new();
+    let todo: Vec<(usize, Strategy, u64)> = plan
+        .sizes
+        .iter()
+        .flat_map(|&size| {
+            plan.strategies
+                .iter()
+                .flat_map(move |&st| (0..plan.seeds).map(move |seed| (size, st, seed)))
+        })
+        .filter(|(size, st, seed)| {
+            !results
+                .iter()
+                .any(|r| r.task == plan.task.name() && r.strategy == st.name() && r.size == *size && r.seed == *seed)
+        })
+        .collect();
     let total = plan.sizes.len() * plan.strategies.len() * plan.seeds as usize;
-    let mut n = 0;
-    for &size in &plan.sizes {
-        for &strategy in &plan.strategies {
-            for seed in 0..plan.seeds {
-                n += 1;
-                let name = run_name(plan.task, strategy, size, seed);
-                let dir = out.join("runs").join(&name);
-                let result_path = dir.join("result.json");
-                if let Ok(text) = std::fs::read_to_string(&result_path) {
-                    if let Ok(r) = serde_json::from_str::<RunResult>(&text) {
-                        if !quiet {
-                            eprintln!("[{n}/{total}] {name}: done before (Dice {:.3})", r.dice);
-                        }
-                        results.push(r);
-                        continue;
-                    }
-                }
-                // An unfinished run starts over.
-                let _ = std::fs::remove_dir_all(&dir);
-                let mut cfg = plan.config.clone();
-                cfg.manifest = manifest.clone();
-                cfg.spec = crate::transfer::task_spec(&base.card.network, vocabulary.len());
-                cfg.task = plan.task.name().to_string();
-                cfg.seed = 1000 * seed + size as u64;
-                cfg.max_train_cases = Some(size);
-                cfg.modality = if plan.task == Task::Prostate {
-                    Modality::MR
-                } else {
-                    Modality::CT
-                };
-                // CT tasks keep a window given on the command line.
-                cfg.intensity = match (cfg.modality, plan.config.intensity) {
-                    (Modality::CT, w @ edge_seg_models::card::Intensity::Window { .. }) => w,
-                    (Modality::CT, _) => edge_seg_models::card::Intensity::ct_default(),
-                    (Modality::MR, _) => edge_seg_models::card::Intensity::ZScore,
-                };
-                let tp = TransferPlan {
-                    strategy,
-                    ..plan.transfer.clone()
-                };
-                let start = Instant::now();
-                let (outcome, final_ckpt) = transfer(
-                    &cfg,
-                    base_model,
-                    &tp,
-                    &dir,
-                    device,
-                    &RunOptions {
-                        quiet: true,
-                        ..Default::default()
-                    },
-                )?;
-                let train_seconds = start.elapsed().as_secs_f64();
-                let (dice_per_class, hd95_per_class, test_cases) = evaluate(&final_ckpt, &manifest, plan.eval_tile)?;
-                let classes = vocabulary.len() - 1;
-                let dice = dice_per_class.values().sum::<f64>() / classes as f64;
-                let hd95_mm = if hd95_per_class.is_empty() {
-                    None
-                } else {
-                    Some(hd95_per_class.values().sum::<f64>() / hd95_per_class.len() as f64)
-                };
-                let r = RunResult {
-                    task: plan.task.name().into(),
-                    strategy: strategy.name().into(),
-                    size,
-                    seed,
-                    dice,
-                    hd95_mm,
-                    dice_per_class,
-                    hd95_per_class,
-                    train_seconds,
-                    iterations: outcome.iterations,
-                    test_cases,
-                };
-                edge_seg_models::atomic::write_bytes(&result_path, serde_json::to_string_pretty(&r)?.as_bytes())?;
-                if !quiet {
-                    eprintln!("[{n}/{total}] {name}: Dice {:.3} ({:.0} s)", r.dice, train_seconds);
-                }
-                results.push(r);
-            }
-        }
+    if !quiet {
+        eprintln!(
+            "{}: {} of {total} runs recorded in {}; {} to do",
+            plan.task.name(),
+            total - todo.len(),
+            out.join(RESULTS_FILE).display(),
+            todo.len()
+        );
     }
-    write_summaries(&results, out)?;
+    if todo.is_empty() {
+        write_summaries(&results, out)?;
+        return Ok(results);
+    }
+    let manifest = task_dataset(plan, work)?;
+    let vocabulary = Dataset::load(&manifest)?.manifest.vocabulary;
+    for (n, &(size, strategy, seed)) in todo.iter().enumerate() {
+        let name = run_name(plan.task, strategy, size, seed);
+        let dir = work.join("runs").join(&name);
+        // A run not in the results starts over.
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cfg = plan.config.clone();
+        cfg.manifest = manifest.clone();
+        cfg.spec = crate::transfer::task_spec(&base.card.network, vocabulary.len());
+        cfg.task = plan.task.name().to_string();
+        cfg.seed = 1000 * seed + size as u64;
+        cfg.max_train_cases = Some(size);
+        cfg.modality = if plan.task == Task::Prostate {
+            Modality::MR
+        } else {
+            Modality::CT
+        };
+        // CT tasks keep a window given on the command line.
+        cfg.intensity = match (cfg.modality, plan.config.intensity) {
+            (Modality::CT, w @ edge_seg_models::card::Intensity::Window { .. }) => w,
+            (Modality::CT, _) => edge_seg_models::card::Intensity::ct_default(),
+            (Modality::MR, _) => edge_seg_models::card::Intensity::ZScore,
+        };
+        let tp = TransferPlan {
+            strategy,
+            ..plan.transfer.clone()
+        };
+        let start = Instant::now();
+        let (outcome, final_ckpt) = transfer(
+            &cfg,
+            base_model,
+            &tp,
+            &dir,
+            &device.device,
+            &RunOptions {
+                quiet: true,
+                ..Default::default()
+            },
+        )?;
+        let train_seconds = start.elapsed().as_secs_f64();
+        let ev = evaluate(&final_ckpt, &manifest, plan.eval_tile)?;
+        let classes = vocabulary.len() - 1;
+        let dice = ev.dice_per_class.values().sum::<f64>() / classes as f64;
+        let hd95_mm = if ev.hd95_per_class.is_empty() {
+            None
+        } else {
+            Some(ev.hd95_per_class.values().sum::<f64>() / ev.hd95_per_class.len() as f64)
+        };
+        let r = RunResult {
+            task: plan.task.name().into(),
+            strategy: strategy.name().into(),
+            size,
+            seed,
+            dice,
+            hd95_mm,
+            test_cases: ev.dice_per_case.len(),
+            dice_per_class: ev.dice_per_class,
+            hd95_per_class: ev.hd95_per_class,
+            train_seconds,
+            iterations: outcome.iterations,
+            dice_per_case: ev.dice_per_case,
+            stopped_early: outcome.stopped_early,
+            device: device.name.clone(),
+        };
+        if !quiet {
+            eprintln!(
+                "[{}/{}] {name}: Dice {:.3} after {} iterations{} ({:.0} s)",
+                n + 1,
+                todo.len(),
+                r.dice,
+                r.iterations,
+                if r.stopped_early { ", stopped early" } else { "" },
+                train_seconds
+            );
+        }
+        append_result(out, &r)?;
+        results.push(r);
+        write_summaries(&results, out)?;
+    }
     Ok(results)
 }
 
@@ -242,30 +343,15 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
-/// `results.csv`, `results.md` and `dice_vs_size.png` from the results of
-/// every task run into `out` (runs of other tasks in the same folder are
-/// included).
+/// `results.csv`, `results.md` and `dice_vs_size.png` from `results`.
 pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
     let mut all: Vec<RunResult> = results.to_vec();
-    if let Ok(rd) = std::fs::read_dir(out.join("runs")) {
-        for e in rd.flatten() {
-            if let Ok(text) = std::fs::read_to_string(e.path().join("result.json")) {
-                if let Ok(r) = serde_json::from_str::<RunResult>(&text) {
-                    if !all
-                        .iter()
-                        .any(|x| x.task == r.task && x.strategy == r.strategy && x.size == r.size && x.seed == r.seed)
-                    {
-                        all.push(r);
-                    }
-                }
-            }
-        }
-    }
     all.sort_by(|a, b| (&a.task, a.size, &a.strategy, a.seed).cmp(&(&b.task, b.size, &b.strategy, b.seed)));
-    let mut csv = String::from("task,strategy,size,seed,dice,hd95_mm,train_seconds,iterations,test_cases\n");
+    let mut csv =
+        String::from("task,strategy,size,seed,dice,hd95_mm,train_seconds,iterations,test_cases,stopped_early,device\n");
     for r in &all {
         csv.push_str(&format!(
-            "{},{},{},{},{:.4},{},{:.1},{},{}\n",
+            "{},{},{},{},{:.4},{},{:.1},{},{},{},{}\n",
             r.task,
             r.strategy,
             r.size,
@@ -274,7 +360,9 @@ pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
             r.hd95_mm.map(|h| format!("{h:.2}")).unwrap_or_default(),
             r.train_seconds,
             r.iterations,
-            r.test_cases
+            r.test_cases,
+            r.stopped_early,
+            r.device
         ));
     }
     edge_seg_models::atomic::write_bytes(&out.join("results.csv"), csv.as_bytes())?;
@@ -313,6 +401,7 @@ pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
             md.push('\n');
         }
         md.push('\n');
+        md.push_str(&comparison_table(&all, task));
     }
     edge_seg_models::atomic::write_bytes(&out.join("results.md"), md.as_bytes())?;
     // The tables are written: a plot that cannot be drawn (no fonts on the
@@ -321,6 +410,72 @@ pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
         eprintln!("warning: {e:#}; the numbers are in results.csv and results.md");
     }
     Ok(())
+}
+
+/// Paired differences of test Dice: each pair is one test case under one
+/// seed, scored by two strategies' runs at the same size.
+pub struct PairedDifference {
+    pub mean: f64,
+    /// 95 % bootstrap interval of the mean (10,000 resamples of the pairs).
+    pub low: f64,
+    pub high: f64,
+    pub pairs: usize,
+}
+
+/// `a` − `b` at one task and size, over the seeds both ran (per test case
+/// where the rows hold per-case Dice, else per run).
+pub fn paired_difference(all: &[RunResult], task: &str, size: usize, a: &str, b: &str) -> Option<PairedDifference> {
+    use rand::{Rng, SeedableRng};
+    let run = |s: &str, seed: u64| {
+        all.iter()
+            .find(|r| r.task == task && r.size == size && r.strategy == s && r.seed == seed)
+    };
+    let mut d = Vec::new();
+    for ra in all
+        .iter()
+        .filter(|r| r.task == task && r.size == size && r.strategy == a)
+    {
+        let Some(rb) = run(b, ra.seed) else { continue };
+        if !ra.dice_per_case.is_empty() && ra.dice_per_case.len() == rb.dice_per_case.len() {
+            d.extend(ra.dice_per_case.iter().zip(&rb.dice_per_case).map(|(x, y)| x - y));
+        } else {
+            d.push(ra.dice - rb.dice);
+        }
+    }
+    if d.is_empty() {
+        return None;
+    }
+    let mean = d.iter().sum::<f64>() / d.len() as f64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut means: Vec<f64> = (0..10_000)
+        .map(|_| (0..d.len()).map(|_| d[rng.random_range(0..d.len())]).sum::<f64>() / d.len() as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    Some(PairedDifference {
+        mean,
+        low: means[249],
+        high: means[9_749],
+        pairs: d.len(),
+    })
+}
+
+/// Markdown: fine-tune against scratch and against vanilla at each size.
+fn comparison_table(all: &[RunResult], task: &str) -> String {
+    let sizes: std::collections::BTreeSet<usize> = all.iter().filter(|r| r.task == task).map(|r| r.size).collect();
+    let mut md = String::from("| training scans | finetune − scratch | finetune − vanilla |\n|---:|---|---|\n");
+    let cell = |p: Option<PairedDifference>| match p {
+        Some(p) => format!("{:+.3} [{:+.3}, {:+.3}] ({} pairs)", p.mean, p.low, p.high, p.pairs),
+        None => "–".into(),
+    };
+    for size in sizes {
+        md.push_str(&format!(
+            "| {size} | {} | {} |\n",
+            cell(paired_difference(all, task, size, "finetune", "scratch")),
+            cell(paired_difference(all, task, size, "finetune", "vanilla"))
+        ));
+    }
+    md.push_str("\nDifferences of mean test Dice, paired by seed and test case, with 95 % bootstrap intervals.\n\n");
+    md
 }
 
 /// One panel per task: mean Dice against training-set size, one line per strategy.
@@ -353,7 +508,7 @@ fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
                 .draw()
                 .map_err(|e| anyhow!("{e}"))?;
             for (s, colour) in ["scratch", "vanilla", "finetune"].iter().zip(colours) {
-                let points: Vec<(f64, f64)> = sizes
+                let stats: Vec<(f64, (f64, f64))> = sizes
                     .iter()
                     .filter_map(|&n| {
                         let v: Vec<f64> = all
@@ -361,9 +516,11 @@ fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
                             .filter(|r| &r.task == task && r.size == n && r.strategy == *s)
                             .map(|r| r.dice)
                             .collect();
-                        (!v.is_empty()).then(|| (n as f64, mean_std(&v).0))
+                        (!v.is_empty()).then(|| (n as f64, mean_std(&v)))
                     })
                     .collect();
+                let bars: Vec<(f64, f64, f64)> = stats.iter().map(|&(n, (m, sd))| (n, m, sd)).collect();
+                let points: Vec<(f64, f64)> = stats.iter().map(|&(n, (m, _))| (n, m)).collect();
                 if points.is_empty() {
                     continue;
                 }
@@ -374,6 +531,12 @@ fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
                 chart
                     .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+                    .map_err(|e| anyhow!("{e}"))?;
+                // ± one standard deviation over seeds.
+                chart
+                    .draw_series(bars.iter().map(|&(n, m, sd)| {
+                        ErrorBar::new_vertical(n, (m - sd).max(0.0), m, (m + sd).min(1.0), colour.stroke_width(1), 8)
+                    }))
                     .map_err(|e| anyhow!("{e}"))?;
             }
             chart

@@ -194,7 +194,7 @@ pub fn transfer(
             let phase1_dir = out.join("phase1");
             let phase1_done = phase1_dir.join("last/train_state.json").exists()
                 && crate::train::read_state(&phase1_dir.join("last"))
-                    .map(|s| s.iteration == p1.iterations)
+                    .map(|s| s.iteration == p1.iterations || s.stopped_early)
                     .unwrap_or(false);
             if !phase1_done {
                 train(&p1, Init::Weights(w), &phase1_dir, device, opts)?;

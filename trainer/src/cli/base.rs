@@ -96,6 +96,10 @@ pub struct TrainArgs {
     /// Validate and checkpoint every N iterations (0: only at the end).
     #[arg(long, default_value_t = 250)]
     pub val_every: u64,
+    /// Stop once N validations in a row bring no better validation Dice
+    /// (--iterations is then the cap; the best checkpoint is kept).
+    #[arg(long, value_name = "N")]
+    pub patience: Option<u64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Fraction of patches centred on a foreground voxel.
@@ -312,6 +316,11 @@ pub fn train_config(
         Some(c) => c.clone(),
         None => manifest_path.parent().unwrap_or(Path::new(".")).join(".edge-seg-cache"),
     };
+    match a.patience {
+        Some(0) => bail!("--patience must be at least 1"),
+        Some(_) if a.val_every == 0 => bail!("--patience counts validations: give --val-every N > 0"),
+        _ => {}
+    }
     if !(a.class_balance.is_finite() && a.class_balance >= 0.0) {
         bail!("--class-balance must be a number ≥ 0, not {}", a.class_balance);
     }
@@ -347,6 +356,7 @@ pub fn train_config(
             _ => bail!("--optimizer must be adam or adamw"),
         },
         val_every: a.val_every,
+        patience: a.patience,
         seed: a.seed,
         foreground_fraction: a.foreground.clamp(0.0, 1.0),
         complete_patches: a.complete_patches.clamp(0.0, 1.0),

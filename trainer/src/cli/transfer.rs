@@ -11,7 +11,7 @@ use edge_seg_models::Manifest;
 
 use super::base::{override_spec, parse_spacing, parse_window, train_config, TrainArgs};
 use crate::base_model::{load_base, BaseModel};
-use crate::device::{parse_device, set_threads};
+use crate::device::{choose_device, parse_device, set_threads};
 use crate::experiment::{run_experiment, ExperimentPlan};
 use crate::train::{RunOptions, Trainable};
 use crate::transfer::{task_spec, transfer, HeadInit, Strategy, TransferPlan};
@@ -124,14 +124,24 @@ pub struct ExperimentCmd {
     #[arg(long, default_value = "scratch,vanilla,finetune", value_delimiter = ',')]
     pub strategies: Vec<String>,
     /// Seeds per (size, strategy).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     pub seeds: u64,
     /// Held-out test cases (generated with the task's phantoms).
     #[arg(long, default_value_t = 10)]
     pub test_cases: usize,
-    /// Output folder: data/, runs/, results.csv, results.md, dice_vs_size.png.
+    /// Validation phantoms generated with the task's data: each run keeps
+    /// its best checkpoint on them, and `--patience` stops on them.
+    #[arg(long, default_value_t = 2)]
+    pub val_phantoms: usize,
+    /// Results folder, meant to be committed: results.jsonl (one row per
+    /// finished run; the runs it holds are skipped), results.csv,
+    /// results.md, dice_vs_size.png.
     #[arg(long)]
     pub out: PathBuf,
+    /// Work folder for the task's data, caches and run checkpoints
+    /// [default: OUT/work].
+    #[arg(long)]
+    pub work: Option<PathBuf>,
     /// Seed of the task's phantom data set.
     #[arg(long, default_value_t = 77)]
     pub data_seed: u64,
@@ -154,7 +164,7 @@ pub fn run_experiment_cmd(a: &ExperimentCmd) -> Result<()> {
     if let Some(t) = a.train.threads {
         set_threads(t)?;
     }
-    let device = parse_device(&a.train.device)?;
+    let device = choose_device(&a.train.device)?;
     let task = Task::from_name(&a.task).with_context(|| format!("unknown --task {:?}", a.task))?;
     if a.sizes.is_empty() || a.sizes.contains(&0) {
         bail!("--sizes must be positive");
@@ -179,23 +189,24 @@ pub fn run_experiment_cmd(a: &ExperimentCmd) -> Result<()> {
         Modality::CT
     };
     let (mut train, spec) = settings_from_base(&a.train, &base, placeholder.vocabulary.len(), modality)?;
-    train.cache = Some(a.train.cache.clone().unwrap_or_else(|| a.out.join("cache")));
-    let mut cfg = train_config(
+    let work = a.work.clone().unwrap_or_else(|| a.out.join("work"));
+    train.cache = Some(a.train.cache.clone().unwrap_or_else(|| work.join("cache")));
+    let cfg = train_config(
         &train,
-        &a.out.join("data/manifest.json"),
+        &work.join("data/manifest.json"),
         &placeholder,
         task.name(),
         "",
         Trainable::All,
         Some(spec),
     )?;
-    cfg.val_every = 0;
     let plan = ExperimentPlan {
         task,
         sizes: a.sizes.clone(),
         strategies,
         seeds: a.seeds,
         test_cases: a.test_cases,
+        val_cases: a.val_phantoms,
         transfer: a.transfer.plan(Strategy::Scratch, cfg.iterations, cfg.lr)?,
         config: cfg,
         data_seed: a.data_seed,
@@ -203,7 +214,7 @@ pub fn run_experiment_cmd(a: &ExperimentCmd) -> Result<()> {
         slice_mm: super::parse_range(&a.slice_mm).map_err(anyhow::Error::msg)?,
         eval_tile: a.eval_tile,
     };
-    let results = run_experiment(&plan, &base, &a.out, &device, a.train.quiet)?;
+    let results = run_experiment(&plan, &base, &a.out, &work, &device, a.train.quiet)?;
     println!(
         "{} runs; results in {}",
         results.len(),

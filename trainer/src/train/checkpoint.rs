@@ -30,6 +30,10 @@ pub struct TrainState {
     pub best_iteration: Option<u64>,
     pub config: TrainConfig,
     pub elapsed_seconds: f64,
+    /// The run ended before `config.iterations` because validation stopped
+    /// improving (`config.patience`); resuming it does nothing more.
+    #[serde(default)]
+    pub stopped_early: bool,
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {

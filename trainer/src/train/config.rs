@@ -92,6 +92,11 @@ pub struct TrainConfig {
     pub optimizer: OptimizerKind,
     /// Validate (and checkpoint) every this many iterations; 0 = only at the end.
     pub val_every: u64,
+    /// Stop once this many validations in a row have not improved on the
+    /// best validation Dice (`iterations` is then the cap); `None` trains to
+    /// the end.
+    #[serde(default)]
+    pub patience: Option<u64>,
     pub seed: u64,
     pub foreground_fraction: f64,
     /// Fraction of patches drawn from completely annotated cases (0: all
@@ -146,6 +151,12 @@ impl TrainConfig {
         }
         if let Some(n) = self.max_train_cases {
             o.push(format!("first {n} training cases"));
+        }
+        if let Some(p) = self.patience {
+            o.push(format!(
+                "stops after {p} validations every {} without improvement, cap {}",
+                self.val_every, self.iterations
+            ));
         }
         TrainingStage {
             name: self.strategy.clone(),

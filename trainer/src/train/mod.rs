@@ -60,7 +60,10 @@ pub struct RunOptions {
 /// What a finished run reports.
 #[derive(Clone, Debug)]
 pub struct TrainOutcome {
+    /// Iterations trained (fewer than configured when stopped early).
     pub iterations: u64,
+    /// Validation stopped improving before the configured iterations.
+    pub stopped_early: bool,
     pub best_val_dice: Option<f64>,
     pub best_iteration: Option<u64>,
     pub seconds: f64,
@@ -365,10 +368,14 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
     let started = Instant::now();
     let mut last_loss = f64::NAN;
     let mut smooth_loss: Option<f64> = None;
-    let end = match opts.stop_after {
+    let mut end = match opts.stop_after {
         Some(n) => (start + n).min(cfg.iterations),
         None => cfg.iterations,
     };
+    let mut stopped_early = state.as_ref().is_some_and(|s| s.stopped_early);
+    if stopped_early {
+        end = start;
+    }
     for it in start..end {
         let lr = cfg.schedule.rate(cfg.lr, it, cfg.iterations, cfg.warmup);
         let batch = sampler.batch(cfg.batch);
@@ -465,6 +472,11 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
                 card,
                 weights: eval_model.weights(),
             };
+            // Patience: stop when the last `patience` validations brought no
+            // new best.
+            stopped_early = val.is_some()
+                && done < cfg.iterations
+                && matches!((cfg.patience, best_iteration), (Some(p), Some(b)) if done >= b + p * cfg.val_every);
             let st = TrainState {
                 iteration: done,
                 sampler: sampler.state(),
@@ -472,6 +484,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
                 best_iteration,
                 config: cfg.clone(),
                 elapsed_seconds: elapsed,
+                stopped_early,
             };
             let optim_bytes = optim
                 .into_bytes()
@@ -480,11 +493,24 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
             if improved || (val.is_none() && val_cases.is_empty() && done == cfg.iterations) {
                 write_checkpoint(&out.join("best"), &ckpt, None, &st)?;
             }
+            if stopped_early {
+                writeln!(
+                    metrics,
+                    "{}",
+                    json!({"iteration": done, "stopped_early": true, "best_iteration": best_iteration})
+                )?;
+                bar.println(format!(
+                    "iteration {done}: no better validation Dice since iteration {}; stopping",
+                    best_iteration.unwrap_or(0)
+                ));
+                end = done;
+                break;
+            }
         }
     }
     bar.finish_and_clear();
     let done = end;
-    if done == cfg.iterations {
+    if done == cfg.iterations || stopped_early {
         // The checkpoints and metrics are written: a figure that cannot be
         // drawn (no fonts on the machine, say) must not fail the run.
         if let Err(e) = report::plot_learning_curve(&metrics_path, &out.join("learning_curve.png")) {
@@ -493,6 +519,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
     }
     Ok(TrainOutcome {
         iterations: done,
+        stopped_early,
         best_val_dice: best,
         best_iteration,
         seconds: elapsed_before + started.elapsed().as_secs_f64(),
