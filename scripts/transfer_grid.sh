@@ -1,35 +1,34 @@
 #!/usr/bin/env bash
-# The transfer experiment grid of docs/experiments: for each task, sizes 1, 2, 5, 10 ×
-# scratch, vanilla, finetune × two seeds, 120 iterations per run, evaluated on 10 held-out
-# test phantoms. Resumable: run it again with the same arguments and finished runs are
-# skipped. Several copies may run at once on different tasks (e.g. one per core with
-# THREADS=1).
+# The transfer experiment grid of docs/experiments, from the shipped base model: for each
+# task, sizes 1, 2, 5, 10 × scratch, vanilla, finetune × three seeds, each run trained until
+# its validation Dice (2 validation phantoms) stops improving for 5 validations 100
+# iterations apart, capped at 3,000 iterations, and evaluated on the task's 10 held-out test
+# phantoms.
 #
-#   scripts/transfer_grid.sh BASE_CHECKPOINT OUT_DIR [TASK...]
+#   scripts/transfer_grid.sh [TASK...]
 #
 # TASK defaults to all four: vertebrae esophagus lung-lobes prostate. Results land in
-# OUT_DIR/TASK/ (results.csv, results.md, dice_vs_size.png). BIN selects the folder holding
-# edge-seg-train (default: target/release of this checkout, built if missing).
+# docs/experiments/TASK/ (results.jsonl, results.csv, results.md, dice_vs_size.png); the
+# runs' data and checkpoints in $WORK/TASK (default ~/.cache/edge-seg/grid). The grid
+# resumes from the committed results: every run recorded in results.jsonl is skipped, so
+# commit that folder as runs finish and the same command continues on any machine.
+# Environment: BIN (folder holding edge-seg-train; default: built here), DEVICE (default
+# auto: LibTorch on the CPU when the trainer is built with `tch`), THREADS, SIZES, SEEDS.
 set -euo pipefail
-if [ $# -lt 2 ]; then
-    echo "usage: $0 BASE_CHECKPOINT OUT_DIR [TASK...]" >&2
-    exit 2
-fi
-base=$1
-out=$2
-shift 2
 tasks=("$@")
 [ ${#tasks[@]} -gt 0 ] || tasks=(vertebrae esophagus lung-lobes prostate)
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${BIN:-$root/target/release}
+bin=${BIN:-${CARGO_TARGET_DIR:-$root/target}/release}
 if [ ! -x "$bin/edge-seg-train" ]; then
-    (cd "$root" && cargo build --release --workspace)
+    (cd "$root" && cargo build --release -p edge-seg-trainer)
 fi
+work=${WORK:-$HOME/.cache/edge-seg/grid}
 threads=()
 [ -n "${THREADS:-}" ] && threads=(--threads "$THREADS")
 for task in "${tasks[@]}"; do
-    "$bin/edge-seg-train" experiment --base "$base" --task "$task" \
-        --sizes 1,2,5,10 --strategies scratch,vanilla,finetune --seeds 2 --test-cases 10 \
-        --out "$out/$task" --padding same --plan doubling --filters 8 --levels 4 --spacing 4 \
-        --patch 32 --batch 2 --iterations 120 --warmup 10 --val-every 0 "${threads[@]}"
+    "$bin/edge-seg-train" experiment --base default --task "$task" \
+        --sizes "${SIZES:-1,2,5,10}" --strategies scratch,vanilla,finetune --seeds "${SEEDS:-3}" \
+        --test-cases 10 --val-phantoms 2 --out "$root/docs/experiments/$task" --work "$work/$task" \
+        --batch 2 --lr 1e-3 --warmup 20 --iterations 3000 --val-every 100 --patience 5 \
+        --device "${DEVICE:-auto}" "${threads[@]}"
 done

@@ -103,8 +103,10 @@ impl Checkpoint {
             });
         }
         let card_text = std::fs::read_to_string(&card_path).map_err(|e| io(&card_path, e))?;
+        // The card first: a bad card is reported before the weights are read.
+        let card = parse_card(&card_text, dir)?;
         let bytes = std::fs::read(&weights_path).map_err(|e| io(&weights_path, e))?;
-        Checkpoint::from_bytes(&card_text, &bytes, dir)
+        Checkpoint::assemble(card, &bytes, dir)
     }
 
     /// A checkpoint from its card's text and its safetensors bytes, checked
@@ -112,12 +114,12 @@ impl Checkpoint {
     /// spec present, and the weights hashing to the card's `weights_sha256`
     /// (when it holds one). `source` names the checkpoint in errors.
     pub fn from_bytes(card_text: &str, weights: &[u8], source: &Path) -> Result<Checkpoint, ExportError> {
-        let card_path = source.join(CARD_FILE);
+        Checkpoint::assemble(parse_card(card_text, source)?, weights, source)
+    }
+
+    /// The checkpoint of `card` and the safetensors bytes `weights`, checked.
+    fn assemble(card: ModelCard, weights: &[u8], source: &Path) -> Result<Checkpoint, ExportError> {
         let weights_path = source.join(WEIGHTS_FILE);
-        let card = ModelCard::from_json(card_text).map_err(|e| ExportError::Card {
-            path: card_path.clone(),
-            source: e,
-        })?;
         let weights = read_safetensors(&weights_path, weights)?;
         let ckpt = Checkpoint { card, weights };
         ckpt.check_weights(&weights_path)?;
@@ -146,6 +148,14 @@ impl Checkpoint {
         atomic::write_bytes(&card_path, card.to_json_pretty().as_bytes()).map_err(|e| io(&card_path, e))?;
         Ok(())
     }
+}
+
+/// Parse the card of the checkpoint at `source`.
+fn parse_card(text: &str, source: &Path) -> Result<ModelCard, ExportError> {
+    ModelCard::from_json(text).map_err(|e| ExportError::Card {
+        path: source.join(CARD_FILE),
+        source: e,
+    })
 }
 
 fn io(path: &Path, e: std::io::Error) -> ExportError {

@@ -155,6 +155,29 @@ fn missing_or_misshaped_tensors_are_named() {
     assert!(!out.exists());
 }
 
+/// Weights that no longer hash to the card's `weights_sha256` (a file
+/// swapped or damaged after writing) are refused, naming both hashes.
+#[test]
+fn weights_that_do_not_match_the_card_hash_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let card = card_for(tiny(2, Padding::Valid, Upsampling::Nearest, ChannelPlan::Cicek));
+    let ckpt = Checkpoint::random(card, 1);
+    ckpt.write(dir.path()).unwrap();
+    assert_eq!(Checkpoint::read(dir.path()).unwrap().weights, ckpt.weights);
+    let other = Checkpoint::random(ckpt.card.clone(), 2);
+    std::fs::write(
+        dir.path().join("model.safetensors"),
+        edge_seg_export::checkpoint::safetensors_bytes(&other.weights),
+    )
+    .unwrap();
+    let err = Checkpoint::read(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("weights_sha256"),
+        "{err}"
+    );
+    assert!(err.contains(&other.weights_sha256()), "{err}");
+}
+
 #[test]
 fn bad_checkpoint_directories_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();

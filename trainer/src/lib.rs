@@ -6,6 +6,8 @@
 //! - [`unet`]: the burn 3D U-Net;
 //! - [`loss`]: naive, masked and marginal sparse-label losses;
 //! - [`train`]: the training loop, checkpoints and reports;
+//! - [`device`]: the training backends and `--device`;
+//! - [`base_model`]: the base a transfer starts from (`default` or a checkpoint);
 //! - [`transfer`]: scratch, vanilla and fine-tuning transfer to a task;
 //! - [`experiment`]: the transfer experiment grid and its report;
 //! - [`predict`]: sliding-window prediction with a checkpoint;
