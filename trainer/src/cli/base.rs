@@ -126,7 +126,8 @@ pub struct TrainArgs {
     /// Crop scans to the body before resampling.
     #[arg(long)]
     pub crop_body: bool,
-    /// cpu, wgpu or cuda[:N].
+    /// cpu (Flex), torch, torch-cuda[:N] (feature `tch`), wgpu[:N] (feature
+    /// `wgpu`), cuda[:N] (feature `cuda`) or auto (the fastest built and present).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// CPU threads (default: all cores).

@@ -27,6 +27,7 @@ pub struct BenchArgs {
     /// Timed steps after one warm-up step.
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
+    /// As for `base`: cpu, torch, torch-cuda[:N], wgpu[:N], cuda[:N] or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     #[arg(long)]

@@ -28,7 +28,8 @@ pub struct TransferArgs {
     /// Iterations of fine-tuning's first phase (default: half the budget).
     #[arg(long)]
     pub phase1: Option<u64>,
-    /// Learning rate of fine-tuning's second phase (default: a tenth of --lr).
+    /// Learning rate of fine-tuning's second phase (default: --lr; measured
+    /// against a tenth of it in docs/experiments/finetune).
     #[arg(long)]
     pub phase2_lr: Option<f64>,
 }
@@ -40,7 +41,7 @@ impl TransferArgs {
             head: HeadInit::parse(&self.head).with_context(|| "--head must be fresh or keep-last")?,
             tail: self.tail.max(1),
             phase1: self.phase1.unwrap_or(iterations / 2),
-            phase2_lr: self.phase2_lr.unwrap_or(lr / 10.0),
+            phase2_lr: self.phase2_lr.unwrap_or(lr),
         })
     }
 }
