@@ -60,14 +60,19 @@ pub struct RunResult {
 /// The results folder's record of finished runs, one JSON object a line.
 pub const RESULTS_FILE: &str = "results.jsonl";
 
+/// The results file of `out` and its text (empty when it does not exist yet).
+fn results_text(out: &Path) -> Result<(PathBuf, String)> {
+    let path = out.join(RESULTS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok((path, t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((path, String::new())),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    }
+}
+
 /// The finished runs recorded in `out` (none when the file is absent).
 pub fn read_results(out: &Path) -> Result<Vec<RunResult>> {
-    let path = out.join(RESULTS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
-    };
+    let (path, text) = results_text(out)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -80,12 +85,7 @@ pub fn read_results(out: &Path) -> Result<Vec<RunResult>> {
 /// Append one run to `out`'s results, keeping the rows already there byte
 /// for byte (a committed file changes only by the new line).
 fn append_result(out: &Path, r: &RunResult) -> Result<()> {
-    let path = out.join(RESULTS_FILE);
-    let mut text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
-    };
+    let (path, mut text) = results_text(out)?;
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
@@ -519,7 +519,6 @@ fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
                         (!v.is_empty()).then(|| (n as f64, mean_std(&v)))
                     })
                     .collect();
-                let bars: Vec<(f64, f64, f64)> = stats.iter().map(|&(n, (m, sd))| (n, m, sd)).collect();
                 let points: Vec<(f64, f64)> = stats.iter().map(|&(n, (m, _))| (n, m)).collect();
                 if points.is_empty() {
                     continue;
@@ -534,7 +533,7 @@ fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
                     .map_err(|e| anyhow!("{e}"))?;
                 // ± one standard deviation over seeds.
                 chart
-                    .draw_series(bars.iter().map(|&(n, m, sd)| {
+                    .draw_series(stats.iter().map(|&(n, (m, sd))| {
                         ErrorBar::new_vertical(n, (m - sd).max(0.0), m, (m + sd).min(1.0), colour.stroke_width(1), 8)
                     }))
                     .map_err(|e| anyhow!("{e}"))?;

@@ -243,6 +243,7 @@ impl UNet {
     pub fn weights(&self) -> BTreeMap<String, WeightTensor> {
         let mut c = Collect {
             path: Vec::new(),
+            grads: None,
             out: BTreeMap::new(),
         };
         self.visit(&mut c);
@@ -252,9 +253,9 @@ impl UNet {
     /// The gradient of every parameter that has one in `grads`, by scheme
     /// name (the model must be the autodiff model the loss came from).
     pub fn gradients(&self, grads: &burn::tensor::Gradients) -> BTreeMap<String, WeightTensor> {
-        let mut c = CollectGradients {
+        let mut c = Collect {
             path: Vec::new(),
-            grads,
+            grads: Some(grads),
             out: BTreeMap::new(),
         };
         self.visit(&mut c);
@@ -294,12 +295,15 @@ impl ModuleMapper for StableIds {
     }
 }
 
-struct Collect {
+/// Every parameter by scheme name: its value, or with `grads` its gradient
+/// (parameters without one are left out).
+struct Collect<'a> {
     path: Vec<String>,
+    grads: Option<&'a burn::tensor::Gradients>,
     out: BTreeMap<String, WeightTensor>,
 }
 
-impl ModuleVisitor for Collect {
+impl ModuleVisitor for Collect<'_> {
     fn enter_module(&mut self, name: &str, _ty: &str) {
         self.path.push(name.to_string());
     }
@@ -307,30 +311,13 @@ impl ModuleVisitor for Collect {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        let t = p.val();
-        let shape = t.shape().to_vec();
-        let values = t.into_data().try_to_vec_as::<f32>().expect("f32 parameters");
-        self.out.insert(scheme_name(&self.path), WeightTensor { shape, values });
-    }
-}
-
-struct CollectGradients<'a> {
-    path: Vec<String>,
-    grads: &'a burn::tensor::Gradients,
-    out: BTreeMap<String, WeightTensor>,
-}
-
-impl ModuleVisitor for CollectGradients<'_> {
-    fn enter_module(&mut self, name: &str, _ty: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _ty: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-        if let Some(g) = p.val().grad(self.grads) {
-            let shape = g.shape().to_vec();
-            let values = g.into_data().try_to_vec_as::<f32>().expect("f32 gradients");
+        let t = match self.grads {
+            None => Some(p.val()),
+            Some(grads) => p.val().grad(grads),
+        };
+        if let Some(t) = t {
+            let shape = t.shape().to_vec();
+            let values = t.into_data().try_to_vec_as::<f32>().expect("f32 parameters");
             self.out.insert(scheme_name(&self.path), WeightTensor { shape, values });
         }
     }

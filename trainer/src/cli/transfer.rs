@@ -242,22 +242,14 @@ pub fn settings_from_base(
     if let Some(s) = &n.spec {
         bail!("--spec {s}: the task network is the base model's ({name}); drop --spec");
     }
-    let any_override = n.levels.is_some()
-        || n.filters.is_some()
-        || n.plan.is_some()
-        || n.padding.is_some()
-        || n.upsampling.is_some()
-        || n.norm.is_some();
-    if any_override {
-        // The flags applied to the base's network must leave it unchanged.
-        let asked = override_spec(&a.network, spec.clone())?;
-        if asked != spec {
-            bail!(
-                "the network flags ask for {} but the base model {name} is {}: a transferred network must be the base's",
-                describe(&asked),
-                describe(&spec)
-            );
-        }
+    // The network flags applied to the base's network must leave it unchanged.
+    let asked = override_spec(n, spec.clone())?;
+    if asked != spec {
+        bail!(
+            "the network flags ask for {} but the base model {name} is {}: a transferred network must be the base's",
+            describe(&asked),
+            describe(&spec)
+        );
     }
     let mut train = a.clone();
     if let Some(s) = &a.spacing {
