@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
 use edge_seg_models::card::Modality;
 use edge_seg_models::labels::Task;
@@ -55,6 +55,10 @@ pub struct RunResult {
     /// The `--device` the run trained on, resolved.
     #[serde(default)]
     pub device: String,
+    /// Fingerprint of the test phantoms the run was scored on
+    /// ([`test_set_fingerprint`]): rows are compared only on one test set.
+    #[serde(default)]
+    pub test_set: String,
 }
 
 /// The results folder's record of finished runs, one JSON object a line.
@@ -118,6 +122,31 @@ pub struct ExperimentPlan {
     pub eval_tile: usize,
 }
 
+/// Training phantoms generated for a task whatever sizes are asked for (more
+/// when a size exceeds it), so that the validation and test phantoms, which
+/// are generated after the training ones, are the same for a grid run in
+/// parts (`--sizes 1` today, `--sizes 10` on another machine).
+pub const TRAIN_POOL: usize = 10;
+
+/// SHA-256 (hex, first 16 digits) of the test cases' label maps, shape and
+/// voxels, in manifest order: names the test set a row was scored on.
+pub fn test_set_fingerprint(manifest: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let ds = Dataset::load(manifest)?;
+    let mut h = Sha256::new();
+    for case in ds.manifest.cases_in(Split::Test) {
+        let (_, truth) = ds.read_case(case)?;
+        let truth = truth.ok_or_else(|| anyhow!("test case {} has no labels", case.id))?;
+        for d in truth.shape() {
+            h.update((*d as u64).to_le_bytes());
+        }
+        for v in truth.iter() {
+            h.update(v.to_le_bytes());
+        }
+    }
+    Ok(hex::encode(h.finalize())[..16].to_string())
+}
+
 fn run_name(task: Task, strategy: Strategy, size: usize, seed: u64) -> String {
     format!("{}-{}-n{size}-s{seed}", task.name(), strategy.name())
 }
@@ -126,17 +155,26 @@ fn run_name(task: Task, strategy: Strategy, size: usize, seed: u64) -> String {
 /// reused).
 pub fn task_dataset(plan: &ExperimentPlan, work: &Path) -> Result<PathBuf> {
     let data = work.join("data");
+    let pool = (*plan.sizes.iter().max().unwrap_or(&1)).max(TRAIN_POOL);
     let existing = std::fs::read_dir(&data)
         .ok()
         .and_then(|mut rd| rd.find_map(|e| e.ok().map(|e| e.path().join("manifest.json")).filter(|p| p.exists())));
     if let Some(m) = existing {
-        return Ok(m);
+        let ds = Dataset::load(&m)?;
+        let m_ = &ds.manifest;
+        if m_.cases_in(Split::Train).count() == pool
+            && m_.cases_in(Split::Val).count() == plan.val_cases
+            && m_.cases_in(Split::Test).count() == plan.test_cases
+        {
+            return Ok(m);
+        }
+        // Generated for another layout: start the data set over.
+        std::fs::remove_dir_all(&data).with_context(|| format!("cannot remove {}", data.display()))?;
     }
-    let max = *plan.sizes.iter().max().unwrap_or(&1);
     let g = generate(
         &PhantomOptions {
             out: data,
-            cases: max,
+            cases: pool,
             seed: plan.data_seed,
             modality: if plan.task == Task::Prostate {
                 Modality::MR
@@ -159,9 +197,10 @@ pub fn task_dataset(plan: &ExperimentPlan, work: &Path) -> Result<PathBuf> {
     Ok(g.manifest)
 }
 
-/// Evaluate a checkpoint on the test cases: mean Dice and HD95 per class.
-pub fn evaluate(ckpt: &Path, manifest: &Path, tile: usize) -> Result<Evaluation> {
-    let model = LoadedModel::from_checkpoint(ckpt, Device::flex())?;
+/// Evaluate a checkpoint on the test cases, predicting on `device`: mean
+/// Dice and HD95 per class.
+pub fn evaluate(ckpt: &Path, manifest: &Path, tile: usize, device: &Device) -> Result<Evaluation> {
+    let model = LoadedModel::from_checkpoint(ckpt, device.clone())?;
     let ds = Dataset::load(manifest)?;
     let tile = crate::predict::tile_for(&model.card.network, tile);
     let mut dices: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -256,6 +295,19 @@ pub fn run_experiment(
     }
     let manifest = task_dataset(plan, work)?;
     let vocabulary = Dataset::load(&manifest)?.manifest.vocabulary;
+    let test_set = test_set_fingerprint(&manifest)?;
+    if let Some(r) = results
+        .iter()
+        .find(|r| r.task == plan.task.name() && r.test_set != test_set)
+    {
+        bail!(
+            "{}: the run {} was scored on test set {:?}, but this grid's test phantoms are {test_set:?} \
+             (another data seed, test count or training pool): use a new --out folder",
+            out.join(RESULTS_FILE).display(),
+            format!("{}-{}-n{}-s{}", r.task, r.strategy, r.size, r.seed),
+            r.test_set
+        );
+    }
     for (n, &(size, strategy, seed)) in todo.iter().enumerate() {
         let name = run_name(plan.task, strategy, size, seed);
         let dir = work.join("runs").join(&name);
@@ -295,7 +347,7 @@ pub fn run_experiment(
             },
         )?;
         let train_seconds = start.elapsed().as_secs_f64();
-        let ev = evaluate(&final_ckpt, &manifest, plan.eval_tile)?;
+        let ev = evaluate(&final_ckpt, &manifest, plan.eval_tile, &device.device)?;
         let classes = vocabulary.len() - 1;
         let dice = ev.dice_per_class.values().sum::<f64>() / classes as f64;
         let hd95_mm = if ev.hd95_per_class.is_empty() {
@@ -318,6 +370,7 @@ pub fn run_experiment(
             dice_per_case: ev.dice_per_case,
             stopped_early: outcome.stopped_early,
             device: device.name.clone(),
+            test_set: test_set.clone(),
         };
         if !quiet {
             eprintln!(

@@ -16,6 +16,7 @@
 
 pub mod base_model;
 pub mod cli;
+pub mod conv;
 pub mod data;
 pub mod device;
 pub mod experiment;

@@ -198,7 +198,7 @@ impl UNet {
     /// "conv0")` for `dec2.conv0`; nothing is formatted on the training path).
     fn forward_observed(&self, x: Tensor<5>, mut observe: impl FnMut(ConvName, &Tensor<5>)) -> Tensor<5> {
         let mut conv_relu = |conv: &Conv3d, norm: &Option<BatchNorm>, x: Tensor<5>, name: ConvName| {
-            let y = conv.forward(x);
+            let y = crate::conv::forward(conv, x);
             let y = relu(match norm {
                 Some(n) => n.forward(y),
                 None => y,
@@ -229,7 +229,7 @@ impl UNet {
             x = conv_relu(&block.conv0, &block.norm0, x, ("dec", l, "conv0"));
             x = conv_relu(&block.conv1, &block.norm1, x, ("dec", l, "conv1"));
         }
-        self.head.forward(x)
+        crate::conv::forward(&self.head, x)
     }
 
     /// Softmax probabilities, `[B, C, d, h, w]`.

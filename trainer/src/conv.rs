@@ -1,0 +1,208 @@
+//! The U-Net's 3-D convolution, as one burn backend extension so that each
+//! backend runs its backward pass its own fastest way.
+//!
+//! burn differentiates `conv3d` itself on every backend, from the backend's
+//! `conv3d_x_backward` / `conv3d_weight_backward`. LibTorch (burn-tch) does
+//! not provide those two, so burn composes them from other ops, and on the
+//! CPU that makes a training step about 1.5x slower than PyTorch's
+//! (BENCHMARKS.md). Here, on `Autodiff<LibTorch>`, the forward pass records
+//! LibTorch's own autograd graph for the convolution and the backward pass
+//! runs it: the input, weight and bias gradients come from the same native
+//! kernels PyTorch uses. Every other backend keeps burn's differentiation.
+//!
+//! Call [`conv3d`] (or [`forward`] for an `nn::conv::Conv3d`) instead of
+//! `burn::tensor::module::conv3d`; the result is the same on every backend
+//! (`tests/backends.rs` compares layers and gradients across backends).
+
+#![cfg_attr(feature = "tch", allow(deprecated))] // burn-tch: one backend among several, dropped with its feature
+
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
+use burn::nn::conv::Conv3d;
+use burn::nn::PaddingConfig3d;
+use burn::prelude::*;
+use burn::tensor::ops::ConvOptions;
+
+/// The convolution the U-Net trains with (defaults to burn's `conv3d` and its
+/// differentiation).
+#[backend_extension(
+    Flex,
+    LibTorch: cfg(feature = "tch"),
+    Cube: cfg(any(feature = "wgpu", feature = "cuda")),
+    Autodiff
+)]
+pub trait UNetConv: Backend {
+    fn unet_conv3d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Self> {
+        Self::conv3d(x, weight, Some(bias), options)
+    }
+}
+
+impl UNetConv for Flex {}
+impl<C: CheckpointStrategy> UNetConv for Autodiff<Flex, C> {}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl UNetConv for burn::backend::Cube {}
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+impl<C: CheckpointStrategy> UNetConv for Autodiff<burn::backend::Cube, C> {}
+
+#[cfg(feature = "tch")]
+#[allow(deprecated)]
+impl UNetConv for burn::backend::LibTorch {}
+
+#[cfg(feature = "tch")]
+#[allow(deprecated)]
+impl<C: CheckpointStrategy> UNetConv for Autodiff<burn::backend::LibTorch, C> {
+    fn unet_conv3d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Self> {
+        torch::conv3d::<C>(x, weight, bias, options)
+    }
+}
+
+/// `conv3d` through [`UNetConv`]: `x` `[B, Cin, D, H, W]`, `weight`
+/// `[Cout, Cin, k, k, k]`, `bias` `[Cout]`.
+pub fn conv3d(x: Tensor<5>, weight: Tensor<5>, bias: Tensor<1>, options: ConvOptions<3>) -> Tensor<5> {
+    Tensor::from_dispatch(<Dispatch as UNetConv>::unet_conv3d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        options,
+    ))
+}
+
+/// `conv.forward(x)` through [`UNetConv`] (stride, dilation, groups and
+/// padding as the module has them).
+pub fn forward(conv: &Conv3d, x: Tensor<5>) -> Tensor<5> {
+    let padding = match &conv.padding {
+        PaddingConfig3d::Valid => [0; 3],
+        PaddingConfig3d::Same => conv.kernel_size.map(|k| (k - 1) / 2),
+        PaddingConfig3d::Explicit(d, h, w) => [*d, *h, *w],
+    };
+    let weight = conv.weight.val();
+    // Every convolution of the U-Net has a bias; one without gets zeros.
+    let bias = match &conv.bias {
+        Some(b) => b.val(),
+        None => Tensor::zeros([weight.dims()[0]], &weight.device()),
+    };
+    conv3d(
+        x,
+        weight,
+        bias,
+        ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups),
+    )
+}
+
+#[cfg(feature = "tch")]
+#[allow(deprecated)] // burn-tch: one backend among several, dropped with its feature
+mod torch {
+    //! The LibTorch autograd path.
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::libtorch::TchTensor;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Autodiff, AutodiffBackend, LibTorch};
+    use burn::tensor::ops::ConvOptions;
+
+    /// What the backward pass needs: the convolution's output with its
+    /// LibTorch graph, the graph's leaves (input, weight, bias, in the order
+    /// of the operation's parents), and burn's handles on the input and
+    /// weight, held so burn-tch does not overwrite their storage in place
+    /// while LibTorch's graph still reads it.
+    #[derive(Clone)]
+    struct Graph {
+        output: TchTensor,
+        leaves: Vec<TchTensor>,
+        _held: Vec<TchTensor>,
+    }
+
+    impl std::fmt::Debug for Graph {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "LibTorch conv3d graph ({} leaves)", self.leaves.len())
+        }
+    }
+
+    #[derive(Debug)]
+    struct TorchConvBackward;
+
+    impl<const N: usize> Backward<LibTorch, N> for TorchConvBackward {
+        type State = Graph;
+
+        fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let grad: TchTensor = grads.consume::<LibTorch>(&ops.node);
+            let g = ops.state;
+            let wanted: Vec<usize> = (0..N).filter(|&i| ops.parents[i].is_some()).collect();
+            if wanted.is_empty() {
+                return;
+            }
+            // The gradient of sum(y * grad) with respect to a leaf is the
+            // vector-Jacobian product burn asks for; LibTorch computes only
+            // the leaves asked for.
+            let objective = tch::with_grad(|| (&g.output.tensor * &grad.tensor).sum(tch::Kind::Float));
+            let inputs: Vec<&tch::Tensor> = wanted.iter().map(|&i| &g.leaves[i].tensor).collect();
+            let leaf_grads = tch::Tensor::run_backward(&[objective], &inputs, false, false);
+            for (&i, lg) in wanted.iter().zip(leaf_grads) {
+                if let Some(parent) = &ops.parents[i] {
+                    grads.register::<LibTorch>(parent.id, TchTensor::new(lg));
+                }
+            }
+        }
+    }
+
+    /// The convolution on LibTorch, recording its graph when `track`.
+    fn run(x: TchTensor, w: TchTensor, b: TchTensor, options: &ConvOptions<3>, track: bool) -> (TchTensor, Graph) {
+        let leaf = |t: &TchTensor| t.tensor.detach().set_requires_grad(track);
+        let (xl, wl, bl) = (leaf(&x), leaf(&w), leaf(&b));
+        let y = tch::with_grad(|| {
+            tch::Tensor::conv3d(
+                &xl,
+                &wl,
+                Some(&bl),
+                options.stride.map(|i| i as i64),
+                options.padding_begin().map(|i| i as i64),
+                options.dilation.map(|i| i as i64),
+                options.groups as i64,
+            )
+        });
+        let out = TchTensor::new(y.detach());
+        let leaves = vec![TchTensor::new(xl), TchTensor::new(wl), TchTensor::new(bl)];
+        (
+            out,
+            Graph {
+                output: TchTensor::new(y),
+                leaves,
+                _held: vec![x, w],
+            },
+        )
+    }
+
+    type Ad<C> = Autodiff<LibTorch, C>;
+
+    pub(super) fn conv3d<C: CheckpointStrategy>(
+        x: FloatTensor<Ad<C>>,
+        weight: FloatTensor<Ad<C>>,
+        bias: FloatTensor<Ad<C>>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Ad<C>> {
+        assert!(!options.is_asymmetric(), "LibTorch's conv3d takes symmetric padding");
+        let nodes = [x.node(), weight.node(), bias.node()];
+        let (x, w, b) = (Ad::<C>::inner(x), Ad::<C>::inner(weight), Ad::<C>::inner(bias));
+        match TorchConvBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (y, graph) = run(x, w, b, &options, true);
+                prep.finish(graph, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(run(x, w, b, &options, false).0),
+        }
+    }
+}
