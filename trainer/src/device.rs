@@ -44,6 +44,31 @@ pub fn choose_device(s: &str) -> Result<Chosen> {
     Ok(Chosen { device, name: s })
 }
 
+/// The devices of a run from `--device` and `--devices`: with `--devices`
+/// (data parallel) the first one named holds the model and the rest share
+/// each batch; the name joins them (`cpu,torch`).
+pub fn choose_devices(device: &str, devices: &[String]) -> Result<(Chosen, Vec<Device>)> {
+    if devices.is_empty() {
+        return Ok((choose_device(device)?, Vec::new()));
+    }
+    let chosen: Vec<Chosen> = devices.iter().map(|d| choose_device(d)).collect::<Result<_>>()?;
+    for (i, a) in chosen.iter().enumerate() {
+        if let Some(b) = chosen[..i].iter().find(|b| b.device == a.device) {
+            bail!("--devices names one device twice ({} and {})", b.name, a.name);
+        }
+    }
+    let name = chosen.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",");
+    let mut it = chosen.into_iter();
+    let first = it.next().expect("at least one device");
+    Ok((
+        Chosen {
+            device: first.device,
+            name,
+        },
+        it.map(|c| c.device).collect(),
+    ))
+}
+
 /// The devices `--device` accepts in this build, for messages.
 pub fn built_devices() -> Vec<&'static str> {
     let mut v = vec!["cpu"];

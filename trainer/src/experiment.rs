@@ -260,6 +260,7 @@ pub fn run_experiment(
     out: &Path,
     work: &Path,
     device: &Chosen,
+    parallel_devices: &[Device],
     quiet: bool,
 ) -> Result<Vec<RunResult>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -343,6 +344,7 @@ pub fn run_experiment(
             &device.device,
             &RunOptions {
                 quiet: true,
+                parallel_devices: parallel_devices.to_vec(),
                 ..Default::default()
             },
         )?;

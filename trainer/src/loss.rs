@@ -113,16 +113,78 @@ pub struct BatchLabels {
 }
 
 impl BatchLabels {
+    /// The labels of images `range` of the batch.
+    pub fn images(&self, range: std::ops::Range<usize>) -> BatchLabels {
+        let v: usize = self.spatial.iter().product();
+        BatchLabels {
+            labels: self.labels[range.start * v..range.end * v].to_vec(),
+            spatial: self.spatial,
+            annotated: self.annotated[range.clone()].to_vec(),
+            complete: self.complete[range].to_vec(),
+            classes: self.classes,
+            class_weights: self.class_weights.clone(),
+        }
+    }
+
     fn class_weight(&self, k: usize) -> f32 {
         self.class_weights.get(k).copied().unwrap_or(1.0)
     }
 }
 
-/// The loss and its two terms (scalars).
+/// The loss and its two terms (scalars), with what each term was divided
+/// by, so that terms computed on parts of a batch (on several devices) can
+/// be put back together into the whole batch's ([`Denominators::scales`]).
 pub struct LossParts {
     pub total: Tensor<1>,
     pub dice: Tensor<1>,
     pub ce: Tensor<1>,
+    pub dice_den: Denominator,
+    pub ce_den: Denominator,
+}
+
+/// A term's divisor: the count it averages over (images, or summed voxel
+/// weights) and the value divided by (the count, kept away from zero).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Denominator {
+    pub count: f32,
+    pub used: f32,
+}
+
+impl Denominator {
+    fn images(count: usize) -> Denominator {
+        Denominator {
+            count: count as f32,
+            used: count.max(1) as f32,
+        }
+    }
+
+    fn weights(sum: f32) -> Denominator {
+        Denominator {
+            count: sum,
+            used: sum.max(f32::MIN_POSITIVE),
+        }
+    }
+
+    /// For each part of a batch, the factor that turns its term (a sum
+    /// over the part divided by the part's own divisor) into its share of
+    /// the whole batch's term (the same sum divided by the whole batch's
+    /// divisor): the parts' rescaled terms add up to the whole batch's.
+    pub fn scales(parts: &[Denominator], whole: Denominator) -> Vec<f32> {
+        parts.iter().map(|p| p.used / whole.used).collect()
+    }
+
+    /// The divisor of a batch made of `parts`.
+    pub fn whole(parts: &[Denominator], of_images: bool) -> Denominator {
+        let count: f32 = parts.iter().map(|p| p.count).sum();
+        if of_images {
+            Denominator {
+                count,
+                used: count.max(1.0),
+            }
+        } else {
+            Denominator::weights(count)
+        }
+    }
 }
 
 fn tensor5(values: Vec<f32>, shape: [usize; 5], device: &Device) -> Tensor<5> {
@@ -205,7 +267,8 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
                 }
             }
             let wdice = tensor2(wdice, [b, c], &device);
-            let dice = ((dice_c.neg() + 1.0) * wdice).sum() / images.max(1) as f32;
+            let dice_den = Denominator::images(images);
+            let dice = ((dice_c.neg() + 1.0) * wdice).sum() / dice_den.used;
             // CE over voxels of annotated classes (+ background when complete),
             // each weighted by its class; the mean is over the weights.
             let mut weight = vec![0f32; b * v];
@@ -223,11 +286,14 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             }
             let weight = tensor5(weight, [b, 1, d, h, wd], &device);
             let vox = (logp * y).sum_dim(1).neg();
-            let ce = (vox * weight).sum() / weight_sum.max(f32::MIN_POSITIVE);
+            let ce_den = Denominator::weights(weight_sum);
+            let ce = (vox * weight).sum() / ce_den.used;
             LossParts {
                 total: dice.clone() * w.dice + ce.clone() * w.ce,
                 dice,
                 ce,
+                dice_den,
+                ce_den,
             }
         }
         LossKind::Marginal => {
@@ -267,7 +333,8 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             let yneg = tensor5(yneg, [b, 1, d, h, wd], &device);
             let keep = u.neg() + 1.0; // annotated classes
             let vox = ((logp * y * keep).sum_dim(1) + logp_neg * yneg.clone()).neg();
-            let ce = (vox * wvox).sum() / wsum.max(f32::MIN_POSITIVE);
+            let ce_den = Denominator::weights(wsum);
+            let ce = (vox * wvox).sum() / ce_den.used;
             // Dice over annotated classes plus the negative class.
             let inter_neg = (p_neg.clone() * yneg).sum_dims(&[1, 2, 3, 4]).reshape([b, 1]);
             let psum_neg = p_neg.sum_dims(&[1, 2, 3, 4]).reshape([b, 1]);
@@ -286,11 +353,14 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             }
             let wdice = tensor2(wdice, [b, c], &device);
             let wneg = tensor2(wneg, [b, 1], &device);
-            let dice = (((dice_c.neg() + 1.0) * wdice).sum() + ((dice_neg.neg() + 1.0) * wneg).sum()) / b as f32;
+            let dice_den = Denominator::images(b);
+            let dice = (((dice_c.neg() + 1.0) * wdice).sum() + ((dice_neg.neg() + 1.0) * wneg).sum()) / dice_den.used;
             LossParts {
                 total: dice.clone() * w.dice + ce.clone() * w.ce,
                 dice,
                 ce,
+                dice_den,
+                ce_den,
             }
         }
     }

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::Command;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::module::conv_transpose3d;
@@ -31,6 +31,7 @@ use edge_seg_trainer::conv::conv3d;
 use edge_seg_trainer::device::parse_device;
 use edge_seg_trainer::loss::{loss, BatchLabels, LossKind, LossWeights};
 use edge_seg_trainer::phantom::{generate, PhantomOptions};
+use edge_seg_trainer::train::parallel::{gradients, Batch};
 use edge_seg_trainer::unet::{initial_weights, max_pool2, upsample2, UNet};
 
 const OUTPUT_TOL: f64 = 1e-4;
@@ -446,7 +447,8 @@ fn train(manifest: &Path, out: &Path, device: &str, extra: &[&str]) {
             "--val-every",
             "2",
         ])
-        .args(["--seed", "7", "--quiet", "--device", device])
+        .args(["--seed", "7", "--quiet"])
+        .args([if device.contains(',') { "--devices" } else { "--device" }, device])
         .args(extra)
         .output()
         .unwrap();
@@ -455,6 +457,63 @@ fn train(manifest: &Path, out: &Path, device: &str, extra: &[&str]) {
         "training on {device} failed:\n{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// What one plain gradient step (SGD, rate 1) on `devices` moves each
+/// weight of a tiny network without normalisation by, and the loss.
+fn parallel_step(devices: &[Device]) -> (Vec<f32>, f64) {
+    let spec = NetworkSpec {
+        norm: Norm::None,
+        ..tiny_spec()
+    };
+    let model = UNet::new(&spec, &initial_weights(&spec, 5), &devices[0]).unwrap();
+    let (image, targets) = batch(&spec);
+    let b = Batch {
+        images: &image,
+        patch: [48; 3],
+        targets: &targets,
+    };
+    let before = model.valid().weights();
+    let (grads, l) = gradients(&model, &b, LossKind::Marginal, LossWeights::default(), devices).unwrap();
+    let after = SgdConfig::new().init().step(1.0, model, grads).valid().weights();
+    let delta = before
+        .iter()
+        .flat_map(|(k, w)| w.values.iter().zip(&after[k].values).map(|(a, b)| a - b))
+        .collect();
+    (delta, l.total)
+}
+
+#[test]
+fn a_data_parallel_step_on_flex_and_each_backend_equals_a_flex_step() {
+    let flex = Device::flex().autodiff();
+    let (one, l1) = parallel_step(std::slice::from_ref(&flex));
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = phantoms(dir.path());
+    let mut failures = Vec::new();
+    for name in others() {
+        let other = parse_device(name).unwrap().autodiff();
+        let (two, l2) = parallel_step(&[flex.clone(), other]);
+        let err = rel(&two, &one);
+        let lerr = ((l2 - l1) / l1).abs();
+        eprintln!("cpu+{name}: loss rel. error {lerr:.1e}, step rel. error {err:.1e}");
+        if !(lerr <= OUTPUT_TOL && err <= WEIGHT_GRAD_TOL) {
+            failures.push(format!("cpu+{name}: loss {l2} vs {l1}, step rel. error {err:.2e}"));
+        }
+        // And through the command line, with batch normalisation.
+        train(
+            &manifest,
+            &dir.path().join(format!("dp-{name}")),
+            &format!("cpu,{name}"),
+            &[],
+        );
+        let card = dir.path().join(format!("dp-{name}/last/model.card.json"));
+        assert!(card.exists(), "{} missing", card.display());
+    }
+    assert!(
+        failures.is_empty(),
+        "data parallel steps differ:\n{}",
+        failures.join("\n")
     );
 }
 

@@ -10,7 +10,7 @@ use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Norm, Padding, Upsampling}
 use edge_seg_models::Manifest;
 
 use crate::data::Augmentation;
-use crate::device::{parse_device, set_threads};
+use crate::device::{choose_devices, set_threads};
 use crate::loss::{LossKind, LossWeights};
 use crate::train::{train, Init, OptimizerKind, RunOptions, Schedule, TrainConfig, Trainable};
 
@@ -130,6 +130,11 @@ pub struct TrainArgs {
     /// `wgpu`), cuda[:N] (feature `cuda`) or auto (the fastest built and present).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Train data parallel on several devices, comma-separated (e.g.
+    /// `torch-cuda:0,torch-cuda:1`): each takes a share of every batch, the
+    /// first holds the model and steps the optimiser. Replaces --device.
+    #[arg(long, value_delimiter = ',', conflicts_with = "device")]
+    pub devices: Vec<String>,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -377,7 +382,8 @@ pub fn run(a: &BaseArgs) -> Result<()> {
     if let Some(t) = a.train.threads {
         set_threads(t)?;
     }
-    let device = parse_device(&a.train.device)?;
+    let (chosen, parallel_devices) = choose_devices(&a.train.device, &a.train.devices)?;
+    let device = chosen.device;
     let text =
         std::fs::read_to_string(&a.manifest).with_context(|| format!("{}: cannot read", a.manifest.display()))?;
     let manifest = Manifest::from_json(&text).with_context(|| format!("{}: invalid manifest", a.manifest.display()))?;
@@ -386,6 +392,7 @@ pub fn run(a: &BaseArgs) -> Result<()> {
         quiet: a.train.quiet,
         resume: a.train.resume,
         stop_after: a.train.stop_after,
+        parallel_devices,
     };
     let init = match &a.init {
         None => Init::Random,

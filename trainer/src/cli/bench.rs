@@ -8,8 +8,9 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use clap::Args;
 
-use crate::device::{choose_device, set_threads};
+use crate::device::{choose_devices, set_threads};
 use crate::loss::{loss, BatchLabels, LossKind, LossWeights};
+use crate::train::parallel::{gradients, Batch};
 use crate::unet::{initial_weights, UNet};
 
 #[derive(Debug, Args)]
@@ -30,6 +31,9 @@ pub struct BenchArgs {
     /// As for `base`: cpu, torch, torch-cuda[:N], wgpu[:N], cuda[:N] or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// As for `base`: data parallel over several devices (replaces --device).
+    #[arg(long, value_delimiter = ',', conflicts_with = "device")]
+    pub devices: Vec<String>,
     #[arg(long)]
     pub threads: Option<usize>,
     #[arg(long)]
@@ -54,7 +58,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(t) = a.threads {
         set_threads(t)?;
     }
-    let chosen = choose_device(&a.device)?;
+    let (chosen, parallel_devices) = choose_devices(&a.device, &a.devices)?;
     let device = chosen.device.clone();
     let spec = super::network_spec(&a.network, a.classes)?;
     let patch = [a.patch; 3];
@@ -82,11 +86,27 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             TensorData::new(images.clone(), [a.batch, 1, patch[0], patch[1], patch[2]]),
             &ad,
         );
-        let logits = model.forward_logits(x);
-        let parts = loss(LossKind::Masked, logits, &targets, LossWeights::default());
-        let value = parts.total.clone().into_scalar::<f32>();
-        let t1 = Instant::now();
-        let grads = GradientsParams::from_grads(parts.total.backward(), &model);
+        let (value, t1, grads) = if parallel_devices.is_empty() {
+            let logits = model.forward_logits(x);
+            let parts = loss(LossKind::Masked, logits, &targets, LossWeights::default());
+            let value = parts.total.clone().into_scalar::<f32>();
+            let t1 = Instant::now();
+            (value, t1, GradientsParams::from_grads(parts.total.backward(), &model))
+        } else {
+            // Data parallel: forward and backward overlap across devices,
+            // so the step is not split (backward counts as 0).
+            drop(x);
+            let devices: Vec<Device> = std::iter::once(ad.clone())
+                .chain(parallel_devices.iter().map(|d| d.clone().autodiff()))
+                .collect();
+            let batch = Batch {
+                images: &images,
+                patch,
+                targets: &targets,
+            };
+            let (grads, l) = gradients(&model, &batch, LossKind::Masked, LossWeights::default(), &devices)?;
+            (l.total as f32, Instant::now(), grads)
+        };
         // GPU backends run kernels asynchronously: wait for each phase.
         sync(&device)?;
         let t2 = Instant::now();

@@ -11,7 +11,7 @@ use edge_seg_models::Manifest;
 
 use super::base::{override_spec, parse_spacing, parse_window, train_config, TrainArgs};
 use crate::base_model::{load_base, BaseModel};
-use crate::device::{choose_device, parse_device, set_threads};
+use crate::device::{choose_devices, set_threads};
 use crate::experiment::{run_experiment, ExperimentPlan};
 use crate::train::{RunOptions, Trainable};
 use crate::transfer::{task_spec, transfer, HeadInit, Strategy, TransferPlan};
@@ -74,7 +74,8 @@ pub fn run_transfer(a: &TransferCmd) -> Result<()> {
     if let Some(t) = a.train.threads {
         set_threads(t)?;
     }
-    let device = parse_device(&a.train.device)?;
+    let (chosen, parallel_devices) = choose_devices(&a.train.device, &a.train.devices)?;
+    let device = chosen.device;
     let base = load_base(&a.base)?;
     let text =
         std::fs::read_to_string(&a.manifest).with_context(|| format!("{}: cannot read", a.manifest.display()))?;
@@ -97,6 +98,7 @@ pub fn run_transfer(a: &TransferCmd) -> Result<()> {
         quiet: a.train.quiet,
         resume: a.train.resume,
         stop_after: None,
+        parallel_devices,
     };
     let (o, ckpt) = transfer(&cfg, &base, &plan, &a.out, &device, &opts)?;
     println!(
@@ -165,7 +167,7 @@ pub fn run_experiment_cmd(a: &ExperimentCmd) -> Result<()> {
     if let Some(t) = a.train.threads {
         set_threads(t)?;
     }
-    let device = choose_device(&a.train.device)?;
+    let (device, parallel_devices) = choose_devices(&a.train.device, &a.train.devices)?;
     let task = Task::from_name(&a.task).with_context(|| format!("unknown --task {:?}", a.task))?;
     if a.sizes.is_empty() || a.sizes.contains(&0) {
         bail!("--sizes must be positive");
@@ -215,7 +217,7 @@ pub fn run_experiment_cmd(a: &ExperimentCmd) -> Result<()> {
         slice_mm: super::parse_range(&a.slice_mm).map_err(anyhow::Error::msg)?,
         eval_tile: a.eval_tile,
     };
-    let results = run_experiment(&plan, &base, &a.out, &work, &device, a.train.quiet)?;
+    let results = run_experiment(&plan, &base, &a.out, &work, &device, &parallel_devices, a.train.quiet)?;
     println!(
         "{} runs; results in {}",
         results.len(),

@@ -9,6 +9,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod parallel;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::module::{Flag, Module, ModuleMapper, Param};
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
 use burn::prelude::*;
 use edge_seg_export::{Checkpoint, Tensor as WeightTensor};
 use edge_seg_models::card::{Decode, Provenance};
@@ -30,7 +31,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::data::{prepare_cases, Dataset, PreparedCase, Sampler, SamplerConfig};
-use crate::loss::{loss, BatchLabels};
+use crate::loss::BatchLabels;
 use crate::metrics::dice;
 use crate::predict::segment_image;
 use crate::unet::{LiveChannels, UNet};
@@ -55,6 +56,10 @@ pub struct RunOptions {
     /// Stop after this many iterations (for tests of resume), leaving a
     /// checkpoint as if interrupted.
     pub stop_after: Option<u64>,
+    /// Further devices that each take a share of every batch (data
+    /// parallel, [`parallel`]); the run's device holds the model and steps
+    /// the optimiser.
+    pub parallel_devices: Vec<Device>,
 }
 
 /// What a finished run reports.
@@ -321,6 +326,17 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
     };
     let mut sampler = Sampler::new(&train_cases, sampler_cfg, cfg.seed);
     let ad = device.clone().autodiff();
+    let step_devices: Vec<Device> = std::iter::once(ad.clone())
+        .chain(opts.parallel_devices.iter().map(|d| d.clone().autodiff()))
+        .collect();
+    if step_devices.len() > cfg.batch {
+        bail!(
+            "--batch {} cannot be split across {} devices: use --batch {} or more",
+            cfg.batch,
+            step_devices.len(),
+            step_devices.len()
+        );
+    }
     let (weights, mut optim, start) = match (&resume_from, &state) {
         (Some(dir), Some(s)) => {
             let ckpt = Checkpoint::read(dir)?;
@@ -384,7 +400,6 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         let validate_now = (cfg.val_every > 0 && done % cfg.val_every == 0) || done == cfg.iterations;
         // Kept for the live-channel check after this step.
         let probe = validate_now.then(|| batch.images.clone());
-        let x = Tensor::<5>::from_data(TensorData::new(batch.images, [cfg.batch, 1, pz, py, px]), &ad);
         let targets = BatchLabels {
             labels: batch.labels,
             spatial: output,
@@ -393,14 +408,14 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
             classes: cfg.spec.classes,
             class_weights: class_weights.clone(),
         };
-        let logits = model.forward_logits(x);
-        let parts = loss(cfg.loss, logits, &targets, cfg.loss_weights);
-        let grads = parts.total.backward();
-        let grads = GradientsParams::from_grads(grads, &model);
+        let step_batch = parallel::Batch {
+            images: &batch.images,
+            patch: cfg.patch,
+            targets: &targets,
+        };
+        let (grads, step_loss) = parallel::gradients(&model, &step_batch, cfg.loss, cfg.loss_weights, &step_devices)?;
         model = optim.step(lr, model, grads);
-        let total: f64 = parts.total.into_scalar::<f32>() as f64;
-        let dice_term: f64 = parts.dice.into_scalar::<f32>() as f64;
-        let ce_term: f64 = parts.ce.into_scalar::<f32>() as f64;
+        let (total, dice_term, ce_term) = (step_loss.total, step_loss.dice, step_loss.ce);
         if !total.is_finite() {
             bail!(
                 "the loss became {total} at iteration {}: lower the learning rate",
