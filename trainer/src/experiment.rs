@@ -59,6 +59,9 @@ pub struct RunResult {
     /// ([`test_set_fingerprint`]): rows are compared only on one test set.
     #[serde(default)]
     pub test_set: String,
+    /// `weights_sha256` of the base model the transfers started from.
+    #[serde(default)]
+    pub base_weights_sha256: String,
 }
 
 /// The results folder's record of finished runs, one JSON object a line.
@@ -297,6 +300,19 @@ pub fn run_experiment(
     let manifest = task_dataset(plan, work)?;
     let vocabulary = Dataset::load(&manifest)?.manifest.vocabulary;
     let test_set = test_set_fingerprint(&manifest)?;
+    let base_sha = &base.card.weights_sha256;
+    if let Some(r) = results.iter().find(|r| r.task == plan.task.name() && &r.base_weights_sha256 != base_sha) {
+        bail!(
+            "{}: the run {}-{}-n{}-s{} started from another base model (weights {:?}, this one {base_sha:?}): \
+             use a new --out folder",
+            out.join(RESULTS_FILE).display(),
+            r.task,
+            r.strategy,
+            r.size,
+            r.seed,
+            r.base_weights_sha256
+        );
+    }
     if let Some(r) = results
         .iter()
         .find(|r| r.task == plan.task.name() && r.test_set != test_set)
@@ -373,6 +389,7 @@ pub fn run_experiment(
             stopped_early: outcome.stopped_early,
             device: device.name.clone(),
             test_set: test_set.clone(),
+            base_weights_sha256: base_sha.clone(),
         };
         if !quiet {
             eprintln!(
