@@ -17,8 +17,9 @@ if [ "${#models[@]}" -eq 0 ]; then
     [ -f "$WORK/paper23.onnx" ] || $BIN/edge-seg-train random-model --spec paper --classes 23 --tile 132 --out "$WORK/paper23.onnx"
     models=("$WORK/paper23.onnx" 132)
     if [ -f models/zoo/default.onnx ]; then
-        tile=$($PY -c "import json,onnx;m=onnx.load('models/zoo/default.onnx');c=json.loads([p.value for p in m.metadata_props if p.key=='edge_seg.card'][0]);print(c['tile']['input'][0])" 2>/dev/null || echo 0)
-        [ "$tile" != 0 ] && models+=(models/zoo/default.onnx "$tile")
+        # The card's tile, read with onnxruntime (the venv has no `onnx`).
+        tile=$($PY -c "import json,onnxruntime as ort;s=ort.InferenceSession('models/zoo/default.onnx');c=json.loads(s.get_modelmeta().custom_metadata_map['edge_seg.card']);print(c['tile']['input'][0])")
+        models+=(models/zoo/default.onnx "$tile")
     fi
 fi
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"

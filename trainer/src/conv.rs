@@ -129,7 +129,7 @@ mod cube {
 
     /// Output voxels one weight-gradient invocation may loop over (half of
     /// lavapipe's 65,535).
-    pub const SLAB_VOXELS: usize = 32_768;
+    pub const SLAB_VOXELS: usize = 16_384;
 
     /// A cubecl device that will differentiate this convolution's weight.
     pub fn needs_slabs(x: &Tensor<5>, options: &ConvOptions<3>) -> bool {

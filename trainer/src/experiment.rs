@@ -301,7 +301,10 @@ pub fn run_experiment(
     let vocabulary = Dataset::load(&manifest)?.manifest.vocabulary;
     let test_set = test_set_fingerprint(&manifest)?;
     let base_sha = &base.card.weights_sha256;
-    if let Some(r) = results.iter().find(|r| r.task == plan.task.name() && &r.base_weights_sha256 != base_sha) {
+    if let Some(r) = results
+        .iter()
+        .find(|r| r.task == plan.task.name() && &r.base_weights_sha256 != base_sha)
+    {
         bail!(
             "{}: the run {}-{}-n{}-s{} started from another base model (weights {:?}, this one {base_sha:?}): \
              use a new --out folder",

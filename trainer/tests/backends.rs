@@ -38,6 +38,21 @@ const OUTPUT_TOL: f64 = 1e-4;
 const WEIGHT_GRAD_TOL: f64 = 1e-3;
 const ADAM_TOL: f64 = 2e-2;
 
+/// Tolerances of the whole network's loss, first gradients and Adam steps
+/// against Flex. Mesa's lavapipe (wgpu on the CPU) agrees with Flex layer by
+/// layer to 1e-5, but through the batch-normalised network its gradients
+/// drift further than LibTorch's as they flow back (measured: 1e-4 at the
+/// last decoder level, 2.5e-3 at the first encoder level, 7 % in the Adam
+/// steps after three steps; without batch normalisation 7.5e-5, as
+/// LibTorch, in the data-parallel test): for wgpu the network bounds are
+/// wider, still far below the 0.5–0.9 of a wrong weight gradient.
+fn network_tols(backend: &str) -> (f64, f64, f64) {
+    match backend {
+        "wgpu" => (1e-3, 5e-3, 1.5e-1),
+        _ => (OUTPUT_TOL, WEIGHT_GRAD_TOL, ADAM_TOL),
+    }
+}
+
 /// The backends to check against Flex, by `--device` name.
 fn others() -> Vec<&'static str> {
     let mut v = Vec::new();
@@ -344,10 +359,11 @@ fn network_gradients_and_adam_steps_agree_with_flex() {
     let mut failures = Vec::new();
     for name in others() {
         let run = train_net(&parse_device(name).unwrap(), steps);
+        let (loss_tol, grad_tol, adam_tol) = network_tols(name);
         for (i, (a, b)) in run.losses.iter().zip(&reference.losses).enumerate() {
             let err = ((a - b) / b).abs() as f64;
             eprintln!("{name:>6} loss at step {i}: {a:.6} vs {b:.6} (rel. {err:.1e})");
-            if !(err <= OUTPUT_TOL) {
+            if !(err <= loss_tol) {
                 failures.push(format!("{name}: loss at step {i} {a} vs Flex {b}"));
             }
         }
@@ -371,7 +387,7 @@ fn network_gradients_and_adam_steps_agree_with_flex() {
             }
             let err = rel(&run.first_grads[k], g0);
             eprintln!("{name:>6} gradient {k:<22} rel. error {err:.1e}");
-            if !(err <= WEIGHT_GRAD_TOL) {
+            if !(err <= grad_tol) {
                 failures.push(format!("{name}: gradient of {k}: {err:.2e}"));
             }
         }
@@ -385,7 +401,7 @@ fn network_gradients_and_adam_steps_agree_with_flex() {
                 continue; // running statistics that start at their final value
             }
             let err = rel(&update(&run.weights, k), &u0);
-            if !(err <= ADAM_TOL) {
+            if !(err <= adam_tol) {
                 failures.push(format!("{name}: {k} after {steps} Adam steps: {err:.2e}"));
             }
         }
