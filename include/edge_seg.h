@@ -70,6 +70,28 @@ typedef struct EsOptions {
 // cancel the job, non-zero to continue. May be called from worker threads.
 typedef int (*EsProgressFn)(void *user, uintptr_t done, uintptr_t total);
 
+// Statistics of one structure (label `index` ≥ 1) of a job, as in the JSON
+// report: intensity in the scan's units, centroid and box in mm (RAS+ and
+// LPS+), and whether it touches the scan's border (its volume is then a
+// lower bound). For a structure with no voxels `voxels` is 0 and the other
+// fields are NaN (`touches_border` 0).
+typedef struct EsStructureStats {
+  uint64_t voxels;
+  double volume_ml;
+  double mean;
+  double median;
+  double sd;
+  double min;
+  double max;
+  double centroid_ras_mm[3];
+  double centroid_lps_mm[3];
+  double bbox_ras_min_mm[3];
+  double bbox_ras_max_mm[3];
+  double bbox_lps_min_mm[3];
+  double bbox_lps_max_mm[3];
+  int32_t touches_border;
+} EsStructureStats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -142,6 +164,11 @@ enum EsStatus es_job_structure(const struct EsJob *job,
                                uintptr_t index,
                                uint64_t *voxels,
                                double *volume_ml);
+
+// Fill `out` with the statistics of label `index` (1 to the model's label count − 1).
+enum EsStatus es_job_structure_stats(const struct EsJob *job,
+                                     uintptr_t index,
+                                     struct EsStructureStats *out);
 
 // Free a job (null is ignored).
 void es_job_free(struct EsJob *job);

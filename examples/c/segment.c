@@ -57,7 +57,11 @@ int main(int argc, char **argv) {
         double ml = 0.0;
         es_model_label_name(model, i, &name);
         es_job_structure(job, i, &voxels, &ml);
-        printf("%zu %s %llu %.3f\n", i, name, (unsigned long long)voxels, ml);
+        struct EsStructureStats stats;
+        es_job_structure_stats(job, i, &stats);
+        /* index name voxels mL mean-intensity centroid-RAS(x y z) touches-border */
+        printf("%zu %s %llu %.3f %.6f %.4f %.4f %.4f %d\n", i, name, (unsigned long long)voxels, ml, stats.mean,
+               stats.centroid_ras_mm[0], stats.centroid_ras_mm[1], stats.centroid_ras_mm[2], stats.touches_border);
     }
     fprintf(stderr, "%zu progress calls\n", calls);
     es_job_free(job);

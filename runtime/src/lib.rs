@@ -10,6 +10,7 @@
 //! - [`infer`]: segmenting a scan: memory plan, tiles, decoding, mapping back;
 //! - [`postprocess`]: largest component, hole filling;
 //! - [`outputs`]: label map, colour table, report and per-structure masks;
+//! - [`statistics`]: per-structure volume, intensity, centroid, box, border contact;
 //! - [`builtin`]: the default model compiled into the binary;
 //! - [`preprocess`]: scan → model grid and labels back, shared with the trainer;
 //! - [`softmax`]: class probabilities from a tile's scores;
@@ -28,5 +29,6 @@ pub mod outputs;
 pub mod postprocess;
 pub mod preprocess;
 pub mod softmax;
+pub mod statistics;
 pub mod tiling;
 pub mod volume;

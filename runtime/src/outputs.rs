@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 
 use edge_seg_models::atomic::{sync_dir_of, temp_path};
 use edge_seg_models::labels::label_colour;
-use ndarray::Array3;
 use serde::Serialize;
 
 use crate::infer::Segmentation;
 use crate::model::Model;
+pub use crate::statistics::StructureReport;
+use crate::statistics::{border_warnings, structure_statistics};
 use crate::volume::{check_not_input, check_output_path, write_labels, Problem, Volume, VolumeError};
 
 /// The files written for one scan.
@@ -84,15 +85,6 @@ pub fn output_paths(scan: &Path, out: Option<&Path>, split: bool, labels: &[Stri
     }
 }
 
-/// One structure in the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct StructureReport {
-    pub index: usize,
-    pub name: String,
-    pub voxels: u64,
-    pub volume_ml: f64,
-}
-
 /// Where the result came from.
 #[derive(Clone, Debug, Serialize)]
 pub struct Provenance {
@@ -118,27 +110,6 @@ pub struct Report {
     pub structures: Vec<StructureReport>,
     pub provenance: Provenance,
     pub warnings: Vec<String>,
-}
-
-/// Voxel counts and volumes for every label of the card.
-pub fn structure_volumes(labels: &Array3<u16>, names: &[String], voxel_mm3: f64) -> Vec<StructureReport> {
-    let mut counts = vec![0u64; names.len()];
-    for &l in labels.iter() {
-        if (l as usize) < counts.len() {
-            counts[l as usize] += 1;
-        }
-    }
-    names
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(|(i, n)| StructureReport {
-            index: i,
-            name: n.clone(),
-            voxels: counts[i],
-            volume_ml: counts[i] as f64 * voxel_mm3 / 1000.0,
-        })
-        .collect()
 }
 
 /// 3D Slicer colour table: `index name R G B A` per line.
@@ -177,12 +148,15 @@ pub fn write_outputs(
     check_outputs(scan, paths)?;
     let card = &model.card;
     let voxel_mm3 = vol.affine.det3().abs();
+    let structures = structure_statistics(&seg.labels, &vol.data, &vol.affine, &card.labels);
+    let mut warnings = warnings;
+    warnings.extend(border_warnings(&structures));
     let report = Report {
         scan: scan.display().to_string(),
         label_map: paths.labels.display().to_string(),
         shape: vol.shape_ijk(),
         voxel_volume_mm3: voxel_mm3,
-        structures: structure_volumes(&seg.labels, &card.labels, voxel_mm3),
+        structures,
         provenance: Provenance {
             model: model.source.to_string(),
             task: card.task.clone(),
@@ -244,6 +218,7 @@ pub fn write_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array3;
 
     #[test]
     fn paths_beside_the_scan() {
@@ -280,7 +255,9 @@ mod tests {
         let names: Vec<String> = ["background", "a"].iter().map(|s| s.to_string()).collect();
         let mut l = Array3::<u16>::zeros((10, 10, 10));
         l.slice_mut(ndarray::s![0..5, .., ..]).fill(1);
-        let v = structure_volumes(&l, &names, 8.0);
+        let scan = Array3::<f32>::zeros((10, 10, 10));
+        let affine = crate::geometry::Affine::from_spacing([2.0; 3], [0.0; 3]);
+        let v = structure_statistics(&l, &scan, &affine, &names);
         assert_eq!(v[0].voxels, 500);
         assert!((v[0].volume_ml - 4.0).abs() < 1e-12);
     }

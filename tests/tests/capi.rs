@@ -116,6 +116,22 @@ fn c_example_matches_edge_seg_infer() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(parts[1], st["name"].as_str().unwrap());
         assert_eq!(parts[2].parse::<u64>().unwrap(), st["voxels"].as_u64().unwrap());
+        // And the statistics (NaN where the structure is absent).
+        let num = |k: usize| parts[k].parse::<f64>().unwrap();
+        let close = |a: f64, b: &serde_json::Value| (a - b.as_f64().unwrap()).abs() <= 1e-3 * a.abs().max(1.0);
+        if st["voxels"].as_u64().unwrap() > 0 {
+            assert!(close(num(4), &st["intensity"]["mean"]), "{line} vs {st}");
+            for axis in 0..3 {
+                assert!(close(num(5 + axis), &st["centroid_ras_mm"][axis]), "{line} vs {st}");
+            }
+        } else {
+            assert!(num(4).is_nan(), "{line}");
+        }
+        assert_eq!(
+            parts[8] == "1",
+            st["touches_border"].as_bool().unwrap(),
+            "{line} vs {st}"
+        );
     }
     // Errors come back as messages, not crashes.
     let o = Command::new(&exe)

@@ -24,7 +24,8 @@ use edge_seg_runtime::builtin::{default_model_bytes, DEFAULT_MODEL};
 use edge_seg_runtime::geometry::Affine;
 use edge_seg_runtime::infer::{InferOptions, OutputResampling, Segmentation, Segmenter};
 use edge_seg_runtime::model::{Model, ModelSource};
-use edge_seg_runtime::outputs::{output_paths, structure_volumes, write_outputs};
+use edge_seg_runtime::outputs::{output_paths, write_outputs};
+use edge_seg_runtime::statistics::{structure_statistics, StructureReport};
 use edge_seg_runtime::volume::{read_volume_with, ReadOptions, Volume};
 use ndarray::Array3;
 
@@ -116,8 +117,8 @@ pub struct EsModel {
 pub struct EsJob {
     labels: Array3<u16>,
     dims: [usize; 3],
-    /// Per label index: voxels and mL.
-    volumes: Vec<(u64, f64)>,
+    /// Labels 1.. of the model, in order.
+    structures: Vec<StructureReport>,
 }
 
 thread_local! {
@@ -413,18 +414,13 @@ fn run_job(
     })
 }
 
-fn job_from(seg: Segmentation, card_labels: &[String], voxel_mm3: f64) -> Box<EsJob> {
+fn job_from(seg: Segmentation, vol: &Volume, card_labels: &[String]) -> Box<EsJob> {
     let (k, j, i) = seg.labels.dim();
-    let mut volumes = vec![(0u64, 0.0f64)];
-    volumes.extend(
-        structure_volumes(&seg.labels, card_labels, voxel_mm3)
-            .into_iter()
-            .map(|s| (s.voxels, s.volume_ml)),
-    );
+    let structures = structure_statistics(&seg.labels, &vol.data, &vol.affine, card_labels);
     Box::new(EsJob {
         labels: seg.labels,
         dims: [i, j, k],
-        volumes,
+        structures,
     })
 }
 
@@ -465,7 +461,7 @@ pub unsafe extern "C" fn es_segment_volume(
         let arr = Array3::from_shape_vec((d[2], d[1], d[0]), data).map_err(|e| invalid(&e.to_string()))?;
         let vol = Volume::from_array(arr, a);
         let seg = run_job(m, options.as_ref(), &vol, Path::new("volume"), progress, user)?;
-        *out = Box::into_raw(job_from(seg, &m.model.card.labels, a.det3().abs()));
+        *out = Box::into_raw(job_from(seg, &vol, &m.model.card.labels));
         Ok(())
     })
 }
@@ -500,7 +496,7 @@ pub unsafe extern "C" fn es_segment_file(
         write_outputs(&input, &vol, &seg, &m.model, "tract", &paths, vol.warnings.clone())
             .map_err(|e| (EsStatus::Io, e.to_string()))?;
         if !job.is_null() {
-            *job = Box::into_raw(job_from(seg, &m.model.card.labels, vol.affine.det3().abs()));
+            *job = Box::into_raw(job_from(seg, &vol, &m.model.card.labels));
         }
         Ok(())
     })
@@ -535,12 +531,82 @@ pub unsafe extern "C" fn es_job_structure(
         if voxels.is_null() || volume_ml.is_null() {
             return Err(invalid("output pointer is null"));
         }
-        let (v, ml) = *j
-            .volumes
-            .get(index)
-            .ok_or_else(|| invalid(&format!("label index {index} out of range")))?;
+        let (v, ml) = match index {
+            0 => (0, 0.0),
+            _ => {
+                let s = structure(j, index)?;
+                (s.voxels, s.volume_ml)
+            }
+        };
         *voxels = v;
         *volume_ml = ml;
+        Ok(())
+    })
+}
+
+fn structure(j: &EsJob, index: usize) -> Result<&StructureReport, (EsStatus, String)> {
+    index
+        .checked_sub(1)
+        .and_then(|n| j.structures.get(n))
+        .ok_or_else(|| invalid(&format!("label index {index} out of range")))
+}
+
+/// Statistics of one structure (label `index` ≥ 1) of a job, as in the JSON
+/// report: intensity in the scan's units, centroid and box in mm (RAS+ and
+/// LPS+), and whether it touches the scan's border (its volume is then a
+/// lower bound). For a structure with no voxels `voxels` is 0 and the other
+/// fields are NaN (`touches_border` 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EsStructureStats {
+    pub voxels: u64,
+    pub volume_ml: f64,
+    pub mean: f64,
+    pub median: f64,
+    pub sd: f64,
+    pub min: f64,
+    pub max: f64,
+    pub centroid_ras_mm: [f64; 3],
+    pub centroid_lps_mm: [f64; 3],
+    pub bbox_ras_min_mm: [f64; 3],
+    pub bbox_ras_max_mm: [f64; 3],
+    pub bbox_lps_min_mm: [f64; 3],
+    pub bbox_lps_max_mm: [f64; 3],
+    pub touches_border: i32,
+}
+
+/// Fill `out` with the statistics of label `index` (1 to the model's label count − 1).
+#[no_mangle]
+pub unsafe extern "C" fn es_job_structure_stats(
+    job: *const EsJob,
+    index: usize,
+    out: *mut EsStructureStats,
+) -> EsStatus {
+    guard(|| {
+        let j = job.as_ref().ok_or_else(|| invalid("job is null"))?;
+        if out.is_null() {
+            return Err(invalid("output pointer is null"));
+        }
+        let s = structure(j, index)?;
+        let nan3 = [f64::NAN; 3];
+        let i = s.intensity.as_ref();
+        let pick = |f: fn(&edge_seg_runtime::statistics::Intensity) -> f64| i.map(f).unwrap_or(f64::NAN);
+        *out = EsStructureStats {
+            voxels: s.voxels,
+            volume_ml: s.volume_ml,
+            mean: pick(|i| i.mean),
+            median: pick(|i| i.median),
+            sd: pick(|i| i.sd),
+            min: pick(|i| i.min),
+            max: pick(|i| i.max),
+            centroid_ras_mm: s.centroid_ras_mm.unwrap_or(nan3),
+            centroid_lps_mm: s.centroid_lps_mm.unwrap_or(nan3),
+            bbox_ras_min_mm: s.bbox_ras_mm.map(|b| b[0]).unwrap_or(nan3),
+            bbox_ras_max_mm: s.bbox_ras_mm.map(|b| b[1]).unwrap_or(nan3),
+            bbox_lps_min_mm: s.bbox_lps_mm.map(|b| b[0]).unwrap_or(nan3),
+            bbox_lps_max_mm: s.bbox_lps_mm.map(|b| b[1]).unwrap_or(nan3),
+            touches_border: i32::from(s.touches_border),
+        };
         Ok(())
     })
 }

@@ -170,8 +170,17 @@ fn segment_one(s: &Segmenter, scan: &Path, a: &InferArgs, chatty: bool) -> Resul
             seg.tile,
             seg.model_grid
         );
+        let unit = match s.model.card.modality {
+            edge_seg_models::card::Modality::CT => " HU",
+            _ => "",
+        };
         for st in report.structures.iter().filter(|st| st.voxels > 0) {
-            eprintln!("  {:>3} {:<22} {:>10.1} mL", st.index, st.name, st.volume_ml);
+            let mean = st
+                .intensity
+                .as_ref()
+                .map(|i| format!("  mean {:.0}{unit}", i.mean))
+                .unwrap_or_default();
+            eprintln!("  {:>3} {:<22} {:>10.1} mL{mean}", st.index, st.name, st.volume_ml);
         }
         for w in &report.warnings {
             eprintln!("  warning: {w}");

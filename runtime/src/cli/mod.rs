@@ -6,6 +6,7 @@ mod infer;
 mod info;
 mod model_args;
 mod models;
+mod stats;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,8 @@ enum Command {
     Models(models::ModelsArgs),
     /// Time a model's tiles on a backend.
     Bench(bench::BenchArgs),
+    /// Per-structure report of an existing label map over its scan: volume, intensity, centroid, box.
+    Stats(stats::StatsArgs),
 }
 
 /// Run the CLI with the process arguments; the exit code says whether every
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Info(args) => info::run(&args),
         Command::Models(args) => models::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Stats(args) => stats::run(&args),
     };
     match result {
         Ok(code) => code,

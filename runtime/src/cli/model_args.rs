@@ -50,9 +50,9 @@ pub struct LoadedModel {
 }
 
 impl ModelArgs {
-    /// Load the model and prepare the backend.
-    pub fn load(&self) -> Result<LoadedModel> {
-        let model = if self.model == DEFAULT_MODEL && self.card.is_none() {
+    /// The model named by `--model` (and `--card`).
+    pub fn model(&self) -> Result<Model> {
+        Ok(if self.model == DEFAULT_MODEL && self.card.is_none() {
             match default_model_bytes() {
                 Some(bytes) => Model::from_bytes(bytes, ModelSource::Builtin(DEFAULT_MODEL), None)?,
                 None => bail!(
@@ -69,7 +69,12 @@ impl ModelArgs {
                 );
             }
             Model::from_file(&p, self.card.as_deref())?
-        };
+        })
+    }
+
+    /// Load the model and prepare the backend.
+    pub fn load(&self) -> Result<LoadedModel> {
+        let model = self.model()?;
         let threads = match self.threads {
             Some(0) => bail!("--threads must be at least 1"),
             Some(n) => n,
