@@ -12,6 +12,7 @@
 //! - [`outputs`]: label map, colour table, report and per-structure masks;
 //! - [`statistics`]: per-structure volume, intensity, centroid, box, border contact;
 //! - [`builtin`]: the default model compiled into the binary;
+//! - [`preview`]: the PNG of three slices with coloured structures and a legend;
 //! - [`preprocess`]: scan → model grid and labels back, shared with the trainer;
 //! - [`softmax`]: class probabilities from a tile's scores;
 //! - [`tiling`]: sliding-window inference (exact overlap-tile or Gaussian blending);
@@ -28,6 +29,7 @@ pub mod model;
 pub mod outputs;
 pub mod postprocess;
 pub mod preprocess;
+pub mod preview;
 pub mod softmax;
 pub mod statistics;
 pub mod tiling;

@@ -24,7 +24,8 @@ pub struct OutputPaths {
     pub labels: PathBuf,
     pub colour_table: PathBuf,
     pub report: PathBuf,
-    pub masks: Vec<PathBuf>,
+    /// One mask per structure written (`--split`): its label and path.
+    pub masks: Vec<(u16, PathBuf)>,
 }
 
 /// Split `x.nii.gz` / `x.nii` into `x` and the suffix.
@@ -52,8 +53,16 @@ fn file_label(name: &str) -> String {
 }
 
 /// Output paths for `scan`: beside it (`scan.seg.nii.gz`, ...), or based on
-/// `out` (a file name, or a directory for several scans).
-pub fn output_paths(scan: &Path, out: Option<&Path>, split: bool, labels: &[String]) -> OutputPaths {
+/// `out` (a file name, or a directory for several scans). With `split`, a
+/// mask path for each structure of `labels` (those of `structures` only,
+/// when given).
+pub fn output_paths(
+    scan: &Path,
+    out: Option<&Path>,
+    split: bool,
+    labels: &[String],
+    structures: Option<&[usize]>,
+) -> OutputPaths {
     let scan_name = scan.file_name().unwrap_or_default().to_string_lossy().to_string();
     let (scan_stem, _) = split_nifti_name(&scan_name);
     let labels_path = match out {
@@ -71,8 +80,15 @@ pub fn output_paths(scan: &Path, out: Option<&Path>, split: bool, labels: &[Stri
     let masks = if split {
         labels
             .iter()
+            .enumerate()
             .skip(1)
-            .map(|l| labels_path.with_file_name(format!("{stem}.{}{suffix}", file_label(l))))
+            .filter(|(i, _)| structures.is_none_or(|s| s.contains(i)))
+            .map(|(i, l)| {
+                (
+                    i as u16,
+                    labels_path.with_file_name(format!("{stem}.{}{suffix}", file_label(l))),
+                )
+            })
             .collect()
     } else {
         Vec::new()
@@ -126,7 +142,7 @@ pub fn colour_table(names: &[String]) -> String {
 /// Check the outputs can be written and none is the scan itself.
 pub fn check_outputs(scan: &Path, paths: &OutputPaths) -> Result<(), VolumeError> {
     check_output_path(&paths.labels)?;
-    for p in std::iter::once(&paths.labels).chain(&paths.masks) {
+    for p in std::iter::once(&paths.labels).chain(paths.masks.iter().map(|(_, p)| p)) {
         check_not_input(scan, p)?;
     }
     for p in [&paths.colour_table, &paths.report] {
@@ -135,7 +151,9 @@ pub fn check_outputs(scan: &Path, paths: &OutputPaths) -> Result<(), VolumeError
     Ok(())
 }
 
-/// Write every output for `seg`, all or nothing.
+/// Write every output for `seg`, all or nothing. With `structures`, the
+/// report lists those labels only (the caller has cleared the others).
+#[allow(clippy::too_many_arguments)]
 pub fn write_outputs(
     scan: &Path,
     vol: &Volume,
@@ -144,11 +162,16 @@ pub fn write_outputs(
     backend: &str,
     paths: &OutputPaths,
     warnings: Vec<String>,
+    structures: Option<&[usize]>,
 ) -> Result<Report, VolumeError> {
     check_outputs(scan, paths)?;
     let card = &model.card;
     let voxel_mm3 = vol.affine.det3().abs();
-    let structures = structure_statistics(&seg.labels, &vol.data, &vol.affine, &card.labels);
+    let mut all = structure_statistics(&seg.labels, &vol.data, &vol.affine, &card.labels);
+    if let Some(only) = structures {
+        all.retain(|s| only.contains(&s.index));
+    }
+    let structures = all;
     let mut warnings = warnings;
     warnings.extend(border_warnings(&structures));
     let report = Report {
@@ -182,8 +205,8 @@ pub fn write_outputs(
         let tmp = stage_nifti(&paths.labels);
         write_labels(&tmp, seg.labels.view(), &vol.header)?;
         staged.push((tmp, paths.labels.clone()));
-        for (i, mask_path) in paths.masks.iter().enumerate() {
-            let c = (i + 1) as u16;
+        for (c, mask_path) in &paths.masks {
+            let c = *c;
             let mask = seg.labels.mapv(|v| (v == c) as u16);
             let tmp = stage_nifti(mask_path);
             write_labels(&tmp, mask.view(), &vol.header)?;
@@ -226,18 +249,26 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let p = output_paths(Path::new("/d/scan.nii.gz"), None, true, &names);
+        let p = output_paths(Path::new("/d/scan.nii.gz"), None, true, &names, None);
         assert_eq!(p.labels, Path::new("/d/scan.seg.nii.gz"));
         assert_eq!(p.colour_table, Path::new("/d/scan.seg.ctbl"));
         assert_eq!(p.report, Path::new("/d/scan.seg.json"));
         assert_eq!(
             p.masks,
             vec![
-                PathBuf::from("/d/scan.seg.liver.nii.gz"),
-                PathBuf::from("/d/scan.seg.kidneys.nii.gz")
+                (1, PathBuf::from("/d/scan.seg.liver.nii.gz")),
+                (2, PathBuf::from("/d/scan.seg.kidneys.nii.gz"))
             ]
         );
-        let o = output_paths(Path::new("/d/scan.nii"), Some(Path::new("/e/out.nii")), false, &names);
+        let p = output_paths(Path::new("/d/scan.nii.gz"), None, true, &names, Some(&[2]));
+        assert_eq!(p.masks, vec![(2, PathBuf::from("/d/scan.seg.kidneys.nii.gz"))]);
+        let o = output_paths(
+            Path::new("/d/scan.nii"),
+            Some(Path::new("/e/out.nii")),
+            false,
+            &names,
+            None,
+        );
         assert_eq!(o.labels, Path::new("/e/out.nii"));
         assert_eq!(o.report, Path::new("/e/out.json"));
     }

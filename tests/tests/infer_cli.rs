@@ -294,3 +294,181 @@ fn models_and_bench_commands() {
     let o = run("edge-seg", &["models"]);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn a_folder_of_scans_with_one_bad_and_continuing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(dir.path(), "m.onnx", Padding::Valid);
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for n in 0..4 {
+        write_scan(&input.join(format!("scan{n}.nii.gz")));
+    }
+    std::fs::write(input.join("scan2b.nii.gz"), b"not a scan").unwrap();
+    let out = dir.path().join("out");
+    let args = [
+        "--model",
+        model.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let o = infer(&args);
+    let t = text(&o);
+    assert!(!o.status.success(), "one scan failed: the exit status says so\n{t}");
+    assert!(t.contains("scan2b.nii.gz") && t.contains("1 of 5 scans failed"), "{t}");
+    let written = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".seg.nii.gz"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        written(&out),
+        [
+            "scan0.seg.nii.gz",
+            "scan1.seg.nii.gz",
+            "scan2.seg.nii.gz",
+            "scan3.seg.nii.gz"
+        ]
+    );
+    assert!(temp_files_in(&out).is_empty());
+    // Continuing: the four are skipped (left as they are), the bad one fails again.
+    let before = std::fs::metadata(out.join("scan1.seg.nii.gz"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::remove_file(out.join("scan3.seg.nii.gz")).unwrap();
+    let mut again = args.to_vec();
+    again.push("--skip-existing");
+    let o = infer(&again);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("1 of 5 scans failed"), "{}", text(&o));
+    assert_eq!(
+        std::fs::metadata(out.join("scan1.seg.nii.gz"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+    assert!(
+        out.join("scan3.seg.nii.gz").exists(),
+        "the missing one is written again"
+    );
+}
+
+#[test]
+fn only_the_structures_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(dir.path(), "m.onnx", Padding::Same);
+    let scan = dir.path().join("s.nii.gz");
+    write_scan(&scan);
+    let out = dir.path().join("s.seg.nii.gz");
+    let all = infer(&[
+        "--model",
+        model.to_str().unwrap(),
+        scan.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(all.status.success(), "{}", text(&all));
+    let every = read_volume(&out).unwrap();
+    let o = infer(&[
+        "--model",
+        model.to_str().unwrap(),
+        scan.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--structures",
+        "liver,3,Inferior Vena Cava",
+        "--split",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ivc = BASE_LABELS.iter().position(|l| *l == "inferior_vena_cava").unwrap();
+    let keep = [1usize, 3, ivc];
+    let some = read_volume(&out).unwrap();
+    for (a, b) in every.data.iter().zip(some.data.iter()) {
+        let expected = if keep.contains(&(*a as usize)) { *a } else { 0.0 };
+        assert_eq!(*b, expected);
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.seg.json")).unwrap()).unwrap();
+    let listed: Vec<u64> = report["structures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, keep.iter().map(|&k| k as u64).collect::<Vec<_>>());
+    assert!(dir.path().join("s.seg.liver.nii.gz").exists());
+    assert!(!dir.path().join("s.seg.spleen.nii.gz").exists());
+    // A name outside the vocabulary: refused with the list, nothing written.
+    let out2 = dir.path().join("t.seg.nii.gz");
+    let o = infer(&[
+        "--model",
+        model.to_str().unwrap(),
+        scan.to_str().unwrap(),
+        "-o",
+        out2.to_str().unwrap(),
+        "--structures",
+        "liver,brain",
+    ]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("\"brain\"") && t.contains("1 liver") && t.contains("2 spleen"),
+        "{t}"
+    );
+    assert!(!out2.exists());
+}
+
+#[test]
+fn a_successful_run_on_backend_auto_prints_no_error_line() {
+    // Without XDG_RUNTIME_DIR (a service, a container), probing Vulkan
+    // adapters made libwayland print `error: XDG_RUNTIME_DIR is invalid`.
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(dir.path(), "m.onnx", Padding::Same);
+    let scan = dir.path().join("s.nii.gz");
+    write_scan(&scan);
+    let o = std::process::Command::new(edge_seg_tests::bin("edge-seg"))
+        .args([
+            "infer",
+            "--backend",
+            "auto",
+            "--model",
+            model.to_str().unwrap(),
+            scan.to_str().unwrap(),
+        ])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        !t.to_lowercase().contains("error"),
+        "a successful run printed an error line:\n{t}"
+    );
+}
+
+#[test]
+fn a_preview_png_is_written_with_the_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write_model(dir.path(), "m.onnx", Padding::Same);
+    let scan = dir.path().join("s.nii.gz");
+    write_scan(&scan);
+    let png = dir.path().join("s.png");
+    let o = infer(&[
+        "--model",
+        model.to_str().unwrap(),
+        scan.to_str().unwrap(),
+        "--preview",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(temp_files_in(dir.path()).is_empty());
+}

@@ -488,13 +488,22 @@ pub unsafe extern "C" fn es_segment_file(
             .map(|o| o.max_memory_bytes)
             .filter(|&b| b > 0)
             .unwrap_or_else(edge_seg_runtime::memory::default_budget);
-        let paths = output_paths(&input, Some(&output), false, &m.model.card.labels);
+        let paths = output_paths(&input, Some(&output), false, &m.model.card.labels, None);
         edge_seg_runtime::outputs::check_outputs(&input, &paths).map_err(|e| (EsStatus::Io, e.to_string()))?;
         let vol = read_volume_with(&input, ReadOptions { max_bytes: budget })
             .map_err(|e| (EsStatus::Volume, e.to_string()))?;
         let seg = run_job(m, opts.as_ref(), &vol, &input, progress, user)?;
-        write_outputs(&input, &vol, &seg, &m.model, "tract", &paths, vol.warnings.clone())
-            .map_err(|e| (EsStatus::Io, e.to_string()))?;
+        write_outputs(
+            &input,
+            &vol,
+            &seg,
+            &m.model,
+            "tract",
+            &paths,
+            vol.warnings.clone(),
+            None,
+        )
+        .map_err(|e| (EsStatus::Io, e.to_string()))?;
         if !job.is_null() {
             *job = Box::into_raw(job_from(seg, &vol, &m.model.card.labels));
         }

@@ -15,13 +15,27 @@ use crate::volume::{read_volume_with, ReadOptions};
 
 #[derive(Debug, Args)]
 pub struct InferArgs {
-    /// NIfTI scans (.nii or .nii.gz).
+    /// NIfTI scans (.nii or .nii.gz), or folders of them (every .nii and
+    /// .nii.gz file directly inside, the model loaded once).
     #[arg(required = true)]
     pub scans: Vec<PathBuf>,
-    /// Output label map (one scan), or an existing directory for several;
-    /// default SCAN.seg.nii.gz beside each scan.
+    /// Output label map (one scan), or a directory for several (created
+    /// when a folder is given); default SCAN.seg.nii.gz beside each scan.
     #[arg(short, long)]
     pub out: Option<PathBuf>,
+    /// Write and report only these structures (names or label indices,
+    /// comma-separated); the others become background.
+    #[arg(long, value_delimiter = ',')]
+    pub structures: Vec<String>,
+    /// Skip scans whose label map already exists (to continue an
+    /// interrupted batch).
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Also draw a PNG: axial, coronal and sagittal slices through the
+    /// structures' centre with coloured overlays and a legend (a file for
+    /// one scan, a directory for several: DIR/SCAN.seg.png).
+    #[arg(long)]
+    pub preview: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Crop to the body before inference: `body`.
@@ -64,8 +78,19 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
         Some("body") => true,
         Some(other) => bail!("--roi {other:?}: the only region is `body`"),
     };
-    if a.out.as_ref().is_some_and(|o| !o.is_dir()) && a.scans.len() > 1 {
+    let scans = expand_folders(&a.scans)?;
+    let folder_given = a.scans.iter().any(|p| p.is_dir());
+    if let (Some(o), true) = (&a.out, folder_given) {
+        if !o.is_dir() {
+            std::fs::create_dir_all(o)
+                .map_err(|e| anyhow::anyhow!("{}: cannot create the output folder: {e}", o.display()))?;
+        }
+    }
+    if a.out.as_ref().is_some_and(|o| !o.is_dir()) && scans.len() > 1 {
         bail!("-o/--out must be an existing directory when segmenting several scans");
+    }
+    if a.preview.as_ref().is_some_and(|p| !p.is_dir()) && scans.len() > 1 {
+        bail!("--preview must be an existing directory when segmenting several scans");
     }
     if !(0.0..1.0).contains(&a.overlap) {
         bail!("--overlap must be in [0, 1)");
@@ -77,6 +102,7 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
     let loaded = a.model.load()?;
     let model = &loaded.model;
     let backend = loaded.backend.as_ref();
+    let structures = select_structures(&a.structures, &model.card.labels, &model.source.to_string())?;
     let chatty = !a.quiet && !a.json;
     if chatty {
         eprintln!("model: {} — {}", model.source, model.describe());
@@ -108,8 +134,25 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
     };
     let mut reports: Vec<Report> = Vec::new();
     let mut failed = 0;
-    for scan in &a.scans {
-        match segment_one(&segmenter, scan, a, chatty) {
+    let mut skipped = 0;
+    for scan in &scans {
+        if a.skip_existing {
+            let paths = output_paths(
+                scan,
+                a.out.as_deref(),
+                a.split,
+                &model.card.labels,
+                structures.as_deref(),
+            );
+            if paths.labels.exists() {
+                skipped += 1;
+                if chatty {
+                    eprintln!("{}: {} exists, skipped", scan.display(), paths.labels.display());
+                }
+                continue;
+            }
+        }
+        match segment_one(&segmenter, scan, a, structures.as_deref(), chatty) {
             Ok(r) => reports.push(r),
             Err(e) => {
                 failed += 1;
@@ -117,20 +160,122 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
             }
         }
     }
+    if chatty && scans.len() > 1 {
+        eprintln!(
+            "{} of {} scans segmented{}{}",
+            reports.len(),
+            scans.len(),
+            if skipped > 0 {
+                format!(", {skipped} skipped")
+            } else {
+                String::new()
+            },
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            }
+        );
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     if failed > 0 {
-        if a.scans.len() > 1 {
-            eprintln!("edge-seg: {failed} of {} scans failed", a.scans.len());
+        if scans.len() > 1 {
+            eprintln!("edge-seg: {failed} of {} scans failed", scans.len());
         }
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn segment_one(s: &Segmenter, scan: &Path, a: &InferArgs, chatty: bool) -> Result<Report> {
-    let paths = output_paths(scan, a.out.as_deref(), a.split, &s.model.card.labels);
+/// The 1st and 99th percentiles of the finite voxels (the grey range of an
+/// MR preview).
+fn percentile_window(data: &ndarray::Array3<f32>) -> (f32, f32) {
+    let mut v: Vec<f32> = data.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    v.sort_by(f32::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    let (lo, hi) = (at(0.01), at(0.99));
+    if hi > lo {
+        (lo, hi)
+    } else {
+        (lo, lo + 1.0)
+    }
+}
+
+/// The scans named: files as given, folders replaced by the NIfTI files
+/// directly inside them (sorted by name).
+fn expand_folders(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut scans = Vec::new();
+    for p in inputs {
+        if !p.is_dir() {
+            scans.push(p.clone());
+            continue;
+        }
+        let rd = std::fs::read_dir(p).map_err(|e| anyhow::anyhow!("{}: cannot read the folder: {e}", p.display()))?;
+        let mut found: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| {
+                let n = f.file_name().unwrap_or_default().to_string_lossy();
+                f.is_file() && (n.ends_with(".nii") || n.ends_with(".nii.gz")) && !n.contains(".seg.")
+            })
+            .collect();
+        if found.is_empty() {
+            bail!("{}: no .nii or .nii.gz files in this folder", p.display());
+        }
+        found.sort();
+        scans.extend(found);
+    }
+    Ok(scans)
+}
+
+/// Label indices named by `--structures` (names, case-insensitive, or
+/// indices), `None` when the option is absent.
+fn select_structures(asked: &[String], labels: &[String], model: &str) -> Result<Option<Vec<usize>>> {
+    if asked.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for a in asked {
+        let a = a.trim();
+        let found = match a.parse::<usize>() {
+            Ok(i) if i >= 1 && i < labels.len() => Some(i),
+            Ok(_) => None,
+            Err(_) => labels
+                .iter()
+                .position(|l| l.eq_ignore_ascii_case(a) || l.replace('_', " ").eq_ignore_ascii_case(a))
+                .filter(|&i| i > 0),
+        };
+        match found {
+            Some(i) if !out.contains(&i) => out.push(i),
+            Some(_) => {}
+            None => bail!(
+                "--structures: {a:?} is not a structure of {model}; its structures are {}",
+                labels
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .map(|(i, l)| format!("{i} {l}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+    out.sort();
+    Ok(Some(out))
+}
+
+fn segment_one(
+    s: &Segmenter,
+    scan: &Path,
+    a: &InferArgs,
+    structures: Option<&[usize]>,
+    chatty: bool,
+) -> Result<Report> {
+    let paths = output_paths(scan, a.out.as_deref(), a.split, &s.model.card.labels, structures);
     check_outputs(scan, &paths)?;
     let tile = s.plan_memory(scan)?;
     let vol = read_volume_with(
@@ -146,12 +291,16 @@ fn segment_one(s: &Segmenter, scan: &Path, a: &InferArgs, chatty: bool) -> Resul
     };
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tiles {elapsed} (eta {eta})").unwrap());
     bar.set_message(scan.file_name().unwrap_or_default().to_string_lossy().to_string());
-    let seg = s.segment(&vol, scan, tile, &|done, total| {
+    let mut seg = s.segment(&vol, scan, tile, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         true
     })?;
     bar.finish_and_clear();
+    if let Some(keep) = structures {
+        seg.labels
+            .mapv_inplace(|l| if keep.contains(&(l as usize)) { l } else { 0 });
+    }
     let mut warnings = vol.warnings.clone();
     if seg.non_finite > 0 {
         warnings.push(format!(
@@ -159,7 +308,38 @@ fn segment_one(s: &Segmenter, scan: &Path, a: &InferArgs, chatty: bool) -> Resul
             seg.non_finite
         ));
     }
-    let report = write_outputs(scan, &vol, &seg, s.model, &s.backend.name(), &paths, warnings)?;
+    let report = write_outputs(
+        scan,
+        &vol,
+        &seg,
+        s.model,
+        &s.backend.name(),
+        &paths,
+        warnings,
+        structures,
+    )?;
+    if let Some(p) = &a.preview {
+        let dest = if p.is_dir() {
+            let stem = paths
+                .labels
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            p.join(format!("{}.png", stem.trim_end_matches(".gz").trim_end_matches(".nii")))
+        } else {
+            p.clone()
+        };
+        let window = match s.model.card.intensity {
+            edge_seg_models::card::Intensity::Window { min, max, .. } => (min, max),
+            edge_seg_models::card::Intensity::ZScore => percentile_window(&vol.data),
+        };
+        let pv = crate::preview::render(&vol, &seg.labels, &s.model.card.labels, window);
+        crate::preview::write_png(&dest, &pv.picture)?;
+        if chatty {
+            eprintln!("  preview {}", dest.display());
+        }
+    }
     if chatty {
         eprintln!(
             "{} → {} ({:.1} s, {} tiles of {:?}, model grid {:?})",

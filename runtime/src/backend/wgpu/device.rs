@@ -19,11 +19,63 @@ fn backends() -> wgpu::Backends {
 
 /// Every adapter wgpu finds, in its order.
 pub fn adapters() -> Vec<wgpu::Adapter> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends: backends(),
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
-    block_on(instance.enumerate_adapters(backends()))
+    without_wayland_noise(|| {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: backends(),
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        block_on(instance.enumerate_adapters(backends()))
+    })
+}
+
+/// Runs `f` (a Vulkan probe) with the process's standard error sent to
+/// /dev/null when `XDG_RUNTIME_DIR` is unset or not a folder: Mesa's Vulkan
+/// drivers then load libwayland, which prints `error: XDG_RUNTIME_DIR is
+/// invalid or not set in the environment.` for every probe although
+/// nothing is wrong (we draw nothing on screen). Errors of the probe itself
+/// come back as values, not as text on standard error.
+#[cfg(unix)]
+fn without_wayland_noise<T>(f: impl FnOnce() -> T) -> T {
+    let runtime_dir_ok = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+    if runtime_dir_ok {
+        return f();
+    }
+    /// Puts the saved standard error back, also when `f` panics.
+    struct Restore(libc::c_int);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: `self.0` is a descriptor this process duplicated from 2
+            // and still owns; dup2 onto 2 and close are plain syscalls.
+            unsafe {
+                libc::dup2(self.0, 2);
+                libc::close(self.0);
+            }
+        }
+    }
+    // SAFETY: plain descriptor syscalls on descriptors this function opens;
+    // every failure leaves standard error as it was.
+    let restore = unsafe {
+        let saved = libc::dup(2);
+        if saved < 0 {
+            return f();
+        }
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if null < 0 {
+            libc::close(saved);
+            return f();
+        }
+        libc::dup2(null, 2);
+        libc::close(null);
+        Restore(saved)
+    };
+    let out = f();
+    drop(restore);
+    out
+}
+
+#[cfg(not(unix))]
+fn without_wayland_noise<T>(f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 /// The adapters' descriptions, one per adapter, in `--gpu` index order.
