@@ -3,16 +3,15 @@
 //! test-time mirroring, mapping the result back onto the scan's grid
 //! (scores interpolated, or labels copied) and optional post-processing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use edge_seg_models::card::{Decode, ModelCard, OutputKind};
-use edge_seg_models::spec::Padding;
+use edge_seg_models::card::{Decode, OutputKind};
 use ndarray::{Array3, Array4, Axis};
 
 use crate::backend::TileBackend;
-use crate::memory::format_bytes;
+use crate::memory::{choose_tile, format_bytes, model_grid_estimate, volume_memory};
 use crate::model::Model;
 use crate::preprocess::{is_resampled, preprocess, PreprocessSpec};
 use crate::softmax::softmax_channels;
@@ -42,7 +41,7 @@ pub struct InferOptions {
 }
 
 /// How results on the model grid are brought onto the scan's grid.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OutputResampling {
     /// Interpolate the class scores (trilinear) to each scan voxel and
     /// decode there: smooth boundaries at the scan's resolution. Holds the
@@ -84,98 +83,21 @@ pub struct Segmentation {
     pub non_finite: u64,
 }
 
-/// Estimated peak bytes of one tile's forward pass: every activation of
-/// the network, with a factor for temporary buffers.
-pub fn tile_memory(card: &ModelCard, tile: [usize; 3]) -> u64 {
-    let spec = &card.network;
-    let traces: Vec<_> = tile.iter().map(|&t| spec.trace_axis(t)).collect();
-    if traces.iter().any(|t| t.is_none()) {
-        return u64::MAX;
-    }
-    let t: Vec<_> = traces.into_iter().map(|t| t.unwrap()).collect();
-    let mut floats = 0u64;
-    let mut conv = 0;
-    for layer in spec.layers() {
-        if let edge_seg_models::spec::LayerKind::Conv3 { cout, .. } = layer.kind {
-            let vox = (t[0].conv_out[conv] * t[1].conv_out[conv] * t[2].conv_out[conv]) as u64;
-            floats += vox * cout as u64;
-            conv += 1;
-        }
-    }
-    let input = tile.iter().map(|&v| v as u64).product::<u64>();
-    floats += input + (t[0].output * t[1].output * t[2].output) as u64 * spec.classes as u64 * 2;
-    floats * 4 * 3 / 2
-}
-
-/// Estimated bytes for the volume side of a job: the scan, its canonical
-/// copy, the model-grid image, label maps at both resolutions,
-/// `score_channels` floats per model voxel when scores are resampled (0
-/// when labels are), and with `postprocess` the connected-component map
-/// and mask at the scan's resolution.
-pub fn volume_memory(scan_voxels: u64, model_voxels: u64, score_channels: usize, postprocess: bool) -> u64 {
-    let per_scan_voxel = 4 + 4 + 2 + 2 + if postprocess { 4 + 1 } else { 0 };
-    scan_voxels * per_scan_voxel + model_voxels * (4 + 4 + 2 + 4 * score_channels as u64)
-}
-
-/// Model-grid shape for a scan of `shape` (i, j, k) and `spacing` (i, j, k).
-pub fn model_grid_estimate(shape: [usize; 3], spacing: [f64; 3], card: &ModelCard) -> [usize; 3] {
-    // Reorientation permutes axes; the product is what matters for memory,
-    // and each axis is bounded by the largest extent.
-    let extents: Vec<f64> = (0..3).map(|d| shape[d] as f64 * spacing[d]).collect();
-    let mut sorted = extents.clone();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    let s = card.spacing_mm;
-    let min_sp = s.iter().cloned().fold(f64::INFINITY, f64::min);
-    [0, 1, 2].map(|d| ((sorted[d] / min_sp).ceil() as usize).max(1))
-}
-
-/// The tile for a model grid: the largest legal edge whose forward pass fits
-/// `budget`, capped per axis at the smallest legal size that covers the
-/// axis in one tile.
-pub fn choose_tile(
-    card: &ModelCard,
-    grid: [usize; 3],
-    budget: u64,
-    forced: Option<usize>,
-) -> Result<[usize; 3], String> {
-    let spec = &card.network;
-    let margin = match spec.padding {
-        Padding::Valid => spec.margin(),
-        Padding::Same => 0,
-    };
-    let cap = grid.map(|n| {
-        let want = n + margin;
-        (want..want + 64 * spec.pool_factor() + 512)
-            .find(|&s| spec.is_legal_input(s))
-            .unwrap_or(want)
-    });
-    let max_edge = forced.unwrap_or(*cap.iter().max().unwrap());
-    let candidates = spec.legal_input_sizes(max_edge.max(spec.smallest_input()));
-    let mut chosen = None;
-    for &edge in candidates.iter().rev() {
-        let tile = cap.map(|c| c.min(edge));
-        // A capped axis may need a legal size below `edge`.
-        let tile = tile.map(|t| {
-            if spec.is_legal_input(t) {
-                t
-            } else {
-                *spec.legal_input_sizes(t).last().unwrap_or(&edge)
-            }
-        });
-        if tile_memory(card, tile) <= budget {
-            chosen = Some(tile);
-            break;
-        }
-    }
-    chosen.ok_or_else(|| {
-        let smallest = [spec.smallest_input(); 3];
-        format!(
-            "even the smallest tile {:?} needs {} for its forward pass, more than the memory budget of {}",
-            smallest,
-            format_bytes(tile_memory(card, smallest)),
-            format_bytes(budget)
-        )
-    })
+/// Why a scan could not be segmented.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    /// The scan: reading it, its geometry, its preprocessing.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// The scan does not fit the memory budget.
+    #[error("{}: too large for the memory budget: {message}", path.display())]
+    Memory { path: PathBuf, message: String },
+    /// The progress callback asked to stop.
+    #[error("{}: cancelled", path.display())]
+    Cancelled { path: PathBuf },
+    /// The tile plan or the backend failed.
+    #[error("{}: inference failed: {message}", path.display())]
+    Backend { path: PathBuf, message: String },
 }
 
 /// A model on a backend, ready to segment scans.
@@ -197,7 +119,7 @@ impl Segmenter<'_> {
 
     /// Check, from the header alone, that a scan fits the memory budget;
     /// returns the planned tile.
-    pub fn plan_memory(&self, path: &Path) -> Result<[usize; 3], VolumeError> {
+    pub fn plan_memory(&self, path: &Path) -> Result<[usize; 3], InferError> {
         let info = volume::read_header(path)?;
         let (affine, _, _) = volume::header_affine(&info.header, info.shape);
         self.plan_memory_for(path, info.shape, &affine)
@@ -209,7 +131,7 @@ impl Segmenter<'_> {
         path: &Path,
         shape: [usize; 3],
         affine: &crate::geometry::Affine,
-    ) -> Result<[usize; 3], VolumeError> {
+    ) -> Result<[usize; 3], InferError> {
         volume::check_affine(affine).map_err(|m| VolumeError::new(path, Problem::Geometry(m)))?;
         let scan_voxels: u64 = shape.iter().map(|&s| s as u64).product();
         let grid = model_grid_estimate(shape, affine.spacing(), &self.model.card);
@@ -226,10 +148,10 @@ impl Segmenter<'_> {
         let volume_need = volume_memory(scan_voxels, model_voxels, score_channels, postprocess);
         let budget = self.options.max_memory;
         if volume_need >= budget {
-            return Err(VolumeError::new(
-                path,
-                Problem::Other(format!(
-                    "too large for the memory budget: {}x{}x{} voxels need about {} before any tile, the budget is {} (raise --max-memory{})",
+            return Err(InferError::Memory {
+                path: path.to_path_buf(),
+                message: format!(
+                    "{}x{}x{} voxels need about {} before any tile, the budget is {} (raise --max-memory{})",
                     shape[0],
                     shape[1],
                     shape[2],
@@ -240,8 +162,8 @@ impl Segmenter<'_> {
                     } else {
                         ""
                     }
-                )),
-            ));
+                ),
+            });
         }
         let in_flight = if self.options.parallel_tiles {
             rayon::current_num_threads().max(1) as u64
@@ -249,19 +171,17 @@ impl Segmenter<'_> {
             1
         };
         let per_tile = (budget - volume_need) / in_flight;
-        choose_tile(&self.model.card, grid, per_tile, self.options.tile).map_err(|m| {
-            VolumeError::new(
-                path,
-                Problem::Other(format!(
-                    "too large for the memory budget: the volume needs about {}, and {m}{}",
-                    format_bytes(volume_need),
-                    if in_flight > 1 {
-                        format!(" ({in_flight} tiles in flight with --parallel-tiles share it)")
-                    } else {
-                        String::new()
-                    }
-                )),
-            )
+        choose_tile(&self.model.card, grid, per_tile, self.options.tile).map_err(|m| InferError::Memory {
+            path: path.to_path_buf(),
+            message: format!(
+                "the volume needs about {}, and {m}{}",
+                format_bytes(volume_need),
+                if in_flight > 1 {
+                    format!(" ({in_flight} tiles in flight with --parallel-tiles share it)")
+                } else {
+                    String::new()
+                }
+            ),
         })
     }
 
@@ -311,13 +231,17 @@ impl Segmenter<'_> {
         path: &Path,
         tile: [usize; 3],
         progress: &(dyn Fn(usize, usize) -> bool + Sync),
-    ) -> Result<Segmentation, VolumeError> {
+    ) -> Result<Segmentation, InferError> {
         let start = Instant::now();
         let pre = preprocess(vol, path, &self.preprocess_spec())?;
         let (z, y, x) = pre.data.dim();
         let card = &self.model.card;
-        let plan = TilePlan::new(&card.network, [z, y, x], tile, self.options.overlap)
-            .map_err(|e| VolumeError::new(path, Problem::Other(e)))?;
+        let plan = TilePlan::new(&card.network, [z, y, x], tile, self.options.overlap).map_err(|message| {
+            InferError::Backend {
+                path: path.to_path_buf(),
+                message,
+            }
+        })?;
         let total = plan.tiles.len();
         let done = AtomicUsize::new(0);
         let cancelled = AtomicBool::new(false);
@@ -329,7 +253,8 @@ impl Segmenter<'_> {
         };
         let check_cancel = || {
             if cancelled.load(Ordering::Relaxed) {
-                return Err(CANCELLED.to_string());
+                // Stops the tiles; `segment` reports the cancellation.
+                return Err("cancelled".to_string());
             }
             Ok(())
         };
@@ -375,16 +300,16 @@ impl Segmenter<'_> {
             )
             .map(|labels| pre.labels_to_crop(&labels))
         };
-        let mut labels = labels.map_err(|e| {
-            if e == CANCELLED {
-                VolumeError::new(path, Problem::Other(CANCELLED.into()))
-            } else {
-                VolumeError::new(path, Problem::Other(format!("inference failed: {e}")))
-            }
-        })?;
+        // A cancelled job is told by the flag, whatever the tiles returned.
         if cancelled.load(Ordering::Relaxed) {
-            return Err(VolumeError::new(path, Problem::Other(CANCELLED.into())));
+            return Err(InferError::Cancelled {
+                path: path.to_path_buf(),
+            });
         }
+        let mut labels = labels.map_err(|message| InferError::Backend {
+            path: path.to_path_buf(),
+            message,
+        })?;
         // Post-processing on the scan's resolution (the cropped canonical
         // grid: components do not depend on axis order or direction).
         if self.options.largest_component {
@@ -401,52 +326,5 @@ impl Segmenter<'_> {
             seconds: start.elapsed().as_secs_f64(),
             non_finite: pre.non_finite,
         })
-    }
-}
-
-/// The message of a cancelled job.
-pub const CANCELLED: &str = "cancelled";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use edge_seg_models::card::{Intensity, Modality};
-    use edge_seg_models::NetworkSpec;
-
-    fn card(filters: usize) -> ModelCard {
-        let spec = NetworkSpec {
-            base_filters: filters,
-            ..NetworkSpec::paper(14)
-        };
-        ModelCard::new(
-            "t",
-            Modality::CT,
-            &edge_seg_models::labels::BASE_LABELS,
-            spec,
-            [3.0; 3],
-            Intensity::ct_default(),
-            [132; 3],
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn paper_tile_memory_is_about_a_gigabyte() {
-        let m = tile_memory(&card(32), [132; 3]);
-        assert!(m > 1 << 30 && m < 3 << 30, "{}", format_bytes(m));
-    }
-
-    #[test]
-    fn tiles_grow_with_the_budget_and_stop_at_the_volume() {
-        let c = card(8);
-        let small = choose_tile(&c, [300, 300, 300], 200 << 20, None).unwrap();
-        let large = choose_tile(&c, [300, 300, 300], 8 << 30, None).unwrap();
-        assert!(large[0] > small[0], "{small:?} vs {large:?}");
-        // A small volume needs no tile larger than itself plus the margin.
-        let t = choose_tile(&c, [10, 20, 30], 8 << 30, None).unwrap();
-        assert_eq!(t, [100, 108, 124]);
-        assert!(choose_tile(&c, [300; 3], 1 << 20, None).unwrap_err().contains("budget"));
-        // A forced edge is respected.
-        assert_eq!(choose_tile(&c, [300; 3], 8 << 30, Some(140)).unwrap(), [140; 3]);
     }
 }

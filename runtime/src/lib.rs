@@ -16,11 +16,14 @@
 //! - [`preprocess`]: scan → model grid and labels back, shared with the trainer;
 //! - [`softmax`]: class probabilities from a tile's scores;
 //! - [`tiling`]: sliding-window inference (exact overlap-tile or Gaussian blending);
-//! - [`cli`]: the `edge-seg` command line.
+//! - [`error_text`]: an error and its causes as one line, for both command lines.
+//!
+//! The `edge-seg` command line (`src/cli/`, feature `cli`) is the binary's
+//! own: the library, and libedge_seg built on it, never see the parser.
 
 pub mod backend;
 pub mod builtin;
-pub mod cli;
+pub mod error_text;
 pub mod geometry;
 pub mod infer;
 pub mod intensity;

@@ -1,3 +1,7 @@
+//! `edge-seg`: the runtime's command line.
+
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    edge_seg_runtime::cli::main()
+    cli::main()
 }

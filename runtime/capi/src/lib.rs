@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use edge_seg_runtime::backend::{TileBackend, TractBackend};
 use edge_seg_runtime::builtin::{default_model_bytes, DEFAULT_MODEL};
 use edge_seg_runtime::geometry::Affine;
-use edge_seg_runtime::infer::{InferOptions, OutputResampling, Segmentation, Segmenter};
+use edge_seg_runtime::infer::{InferError, InferOptions, OutputResampling, Segmentation, Segmenter};
 use edge_seg_runtime::model::{Model, ModelSource};
 use edge_seg_runtime::outputs::{output_paths, write_outputs};
 use edge_seg_runtime::statistics::{structure_statistics, StructureReport};
@@ -393,25 +393,19 @@ fn run_job(
     // Planned and run in the job's pool, so both see its thread count.
     pool.install(|| {
         let (k, j, i) = vol.data.dim();
-        let tile = seg.plan_memory_for(name, [i, j, k], &vol.affine).map_err(|e| {
-            let msg = e.to_string();
-            let status = if msg.contains("memory budget") {
-                EsStatus::Memory
-            } else {
-                EsStatus::Volume
-            };
-            (status, msg)
-        })?;
-        seg.segment(vol, name, tile, &cb).map_err(|e| {
-            let msg = e.to_string();
-            let status = if msg.ends_with(edge_seg_runtime::infer::CANCELLED) {
-                EsStatus::Cancelled
-            } else {
-                EsStatus::Volume
-            };
-            (status, msg)
-        })
+        let tile = seg.plan_memory_for(name, [i, j, k], &vol.affine).map_err(status_of)?;
+        seg.segment(vol, name, tile, &cb).map_err(status_of)
     })
+}
+
+/// The status and message of an inference error, by its kind.
+fn status_of(e: InferError) -> (EsStatus, String) {
+    let status = match &e {
+        InferError::Memory { .. } => EsStatus::Memory,
+        InferError::Cancelled { .. } => EsStatus::Cancelled,
+        InferError::Volume(_) | InferError::Backend { .. } => EsStatus::Volume,
+    };
+    (status, e.to_string())
 }
 
 fn job_from(seg: Segmentation, vol: &Volume, card_labels: &[String]) -> Box<EsJob> {

@@ -8,10 +8,28 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::model_args::ModelArgs;
-use crate::infer::{InferOptions, OutputResampling, Segmenter};
-use crate::memory::{format_bytes, parse_size};
-use crate::outputs::{check_outputs, output_paths, write_outputs, Report};
-use crate::volume::{read_volume_with, ReadOptions};
+use edge_seg_runtime::infer::{InferOptions, OutputResampling, Segmenter};
+use edge_seg_runtime::memory::{format_bytes, parse_size};
+use edge_seg_runtime::outputs::{check_outputs, output_paths, write_outputs, Report};
+use edge_seg_runtime::volume::{read_volume_with, ReadOptions};
+
+/// `--resampling`: [`OutputResampling`] as the command line spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Resampling {
+    /// Interpolate the class scores to each scan voxel (smooth boundaries).
+    Linear,
+    /// Copy the model grid's labels (less memory, blocky boundaries).
+    Nearest,
+}
+
+impl From<Resampling> for OutputResampling {
+    fn from(r: Resampling) -> Self {
+        match r {
+            Resampling::Linear => OutputResampling::Linear,
+            Resampling::Nearest => OutputResampling::Nearest,
+        }
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct InferArgs {
@@ -56,8 +74,8 @@ pub struct InferArgs {
     /// How the result reaches the scan's grid: `linear` interpolates the
     /// class scores to each scan voxel (smooth boundaries); `nearest`
     /// copies the model grid's labels (less memory, blocky boundaries).
-    #[arg(long, value_enum, default_value_t = OutputResampling::Linear)]
-    pub resampling: OutputResampling,
+    #[arg(long, value_enum, default_value_t = Resampling::Linear)]
+    pub resampling: Resampling,
     /// Overlap of blended tiles (same-padded models).
     #[arg(long, default_value_t = 0.5)]
     pub overlap: f64,
@@ -97,7 +115,7 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
     }
     let max_memory = match &a.model.max_memory {
         Some(s) => parse_size(s).map_err(anyhow::Error::msg)?,
-        None => crate::memory::default_budget(),
+        None => edge_seg_runtime::memory::default_budget(),
     };
     let loaded = a.model.load()?;
     let model = &loaded.model;
@@ -129,7 +147,7 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
             fill_holes: a.fill_holes,
             overlap: a.overlap,
             parallel_tiles: loaded.parallel_tiles,
-            resampling: a.resampling,
+            resampling: a.resampling.into(),
         },
     };
     let mut reports: Vec<Report> = Vec::new();
@@ -156,7 +174,7 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
             Ok(r) => reports.push(r),
             Err(e) => {
                 failed += 1;
-                eprintln!("edge-seg: error: {}", super::error_text::error_text(&e));
+                eprintln!("edge-seg: error: {}", edge_seg_runtime::error_text::error_text(&e));
             }
         }
     }
@@ -334,8 +352,8 @@ fn segment_one(
             edge_seg_models::card::Intensity::Window { min, max, .. } => (min, max),
             edge_seg_models::card::Intensity::ZScore => percentile_window(&vol.data),
         };
-        let pv = crate::preview::render(&vol, &seg.labels, &s.model.card.labels, window);
-        crate::preview::write_png(&dest, &pv.picture)?;
+        let pv = edge_seg_runtime::preview::render(&vol, &seg.labels, &s.model.card.labels, window);
+        edge_seg_runtime::preview::write_png(&dest, &pv.picture)?;
         if chatty {
             eprintln!("  preview {}", dest.display());
         }

@@ -7,9 +7,9 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use crate::geometry::orientation_code;
-use crate::memory::format_bytes;
-use crate::volume::{check_affine, read_volume};
+use edge_seg_runtime::geometry::orientation_code;
+use edge_seg_runtime::memory::format_bytes;
+use edge_seg_runtime::volume::{check_affine, read_volume};
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {

@@ -1,7 +1,7 @@
 //! The `edge-seg` command line: one module per subcommand.
 
 mod bench;
-pub mod error_text;
+
 mod infer;
 mod info;
 mod model_args;
@@ -48,7 +48,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("edge-seg: error: {}", error_text::error_text(&e));
+            eprintln!("edge-seg: error: {}", edge_seg_runtime::error_text::error_text(&e));
             ExitCode::FAILURE
         }
     }

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::backend::{TileBackend, TractBackend};
-use crate::builtin::{builtin_names, default_model_bytes, DEFAULT_MODEL};
-use crate::model::{Model, ModelSource};
+use edge_seg_runtime::backend::{TileBackend, TractBackend};
+use edge_seg_runtime::builtin::{builtin_names, default_model_bytes, DEFAULT_MODEL};
+use edge_seg_runtime::model::{Model, ModelSource};
 
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
@@ -85,9 +85,9 @@ impl ModelArgs {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().ok();
         let tract = || -> Box<dyn TileBackend> {
             if self.parallel_tiles {
-                crate::backend::tract::set_threads(1);
+                edge_seg_runtime::backend::tract::set_threads(1);
             } else {
-                crate::backend::tract::set_threads(threads);
+                edge_seg_runtime::backend::tract::set_threads(threads);
             }
             Box::new(TractBackend::new(&model.proto, model.card.classes()))
         };
@@ -115,10 +115,10 @@ impl ModelArgs {
 /// Opening the wgpu backend for `--backend wgpu|auto`.
 #[cfg(feature = "wgpu")]
 mod gpu {
-    use crate::backend::graph::Graph;
-    use crate::backend::wgpu::device::adapter_infos;
-    use crate::backend::{TileBackend, WgpuBackend, WgpuOptions};
-    use crate::model::Model;
+    use edge_seg_runtime::backend::graph::Graph;
+    use edge_seg_runtime::backend::wgpu::device::adapter_infos;
+    use edge_seg_runtime::backend::{TileBackend, WgpuBackend, WgpuOptions};
+    use edge_seg_runtime::model::Model;
 
     /// The model on the wgpu backend. For `auto`, without an adapter named,
     /// software adapters (such as Mesa's llvmpipe) do not count: tract is
@@ -152,8 +152,8 @@ mod gpu {
 /// Without the `wgpu` feature there is no GPU backend.
 #[cfg(not(feature = "wgpu"))]
 mod gpu {
-    use crate::backend::TileBackend;
-    use crate::model::Model;
+    use edge_seg_runtime::backend::TileBackend;
+    use edge_seg_runtime::model::Model;
 
     pub fn open(_model: &Model, _adapter: Option<&str>, _auto: bool) -> Result<Box<dyn TileBackend>, String> {
         Err("this edge-seg was built without the wgpu backend (cargo feature `wgpu`)".into())

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use crate::builtin::{default_model_bytes, DEFAULT_MODEL};
-use crate::model::{Model, ModelSource};
+use edge_seg_runtime::builtin::{default_model_bytes, DEFAULT_MODEL};
+use edge_seg_runtime::model::{Model, ModelSource};
 
 #[derive(Debug, Args)]
 pub struct ModelsArgs {

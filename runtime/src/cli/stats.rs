@@ -10,8 +10,8 @@ use ndarray::Array3;
 use serde_json::json;
 
 use super::model_args::ModelArgs;
-use crate::statistics::{border_warnings, structure_statistics, StructureReport};
-use crate::volume::read_volume;
+use edge_seg_runtime::statistics::{border_warnings, structure_statistics, StructureReport};
+use edge_seg_runtime::volume::read_volume;
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
@@ -24,7 +24,7 @@ pub struct StatsArgs {
     pub json: bool,
     /// The model whose label names the map uses (a built-in name or an ONNX
     /// file); labels beyond its list are reported as `label N`.
-    #[arg(long, default_value = crate::builtin::DEFAULT_MODEL)]
+    #[arg(long, default_value = edge_seg_runtime::builtin::DEFAULT_MODEL)]
     pub model: String,
     /// Model card for an ONNX file without one.
     #[arg(long)]

@@ -65,7 +65,7 @@ pub fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "edge-seg-train: error: {}",
-                edge_seg_runtime::cli::error_text::error_text(&e)
+                edge_seg_runtime::error_text::error_text(&e)
             );
             ExitCode::FAILURE
         }
