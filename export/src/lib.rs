@@ -1,12 +1,14 @@
 //! edge-seg export: a checkpoint (safetensors + card) becomes one
 //! self-describing ONNX file, verified with tract before it is kept.
 //!
-//! - [`checkpoint`]: the checkpoint directory format;
+//! - [`checkpoint`]: the checkpoint directory format, and batch-norm folding;
+//! - [`init`]: random initial weights;
 //! - [`onnx_graph`]: the ONNX graph of a network spec;
 //! - [`verify`]: checks on a written model.
 
 pub mod checkpoint;
 mod error;
+pub mod init;
 pub mod onnx_graph;
 pub mod verify;
 

@@ -14,8 +14,9 @@ use crate::backend::TileBackend;
 use crate::memory::{choose_tile, format_bytes, model_grid_estimate, volume_memory};
 use crate::model::Model;
 use crate::preprocess::{is_resampled, preprocess, PreprocessSpec};
-use crate::softmax::softmax_channels;
-use crate::tiling::{decode, segment, segment_labels, volume_scores, TilePlan};
+use crate::scores::decode;
+use crate::scores::softmax_channels;
+use crate::tiling::{segment, segment_labels, volume_scores, TilePlan};
 use crate::volume::{Problem, Volume, VolumeError};
 use crate::{postprocess, volume};
 

@@ -4,17 +4,17 @@
 //! - [`volume`]: NIfTI I/O and the [`volume::Volume`] type;
 //! - [`geometry`]: orientation, resampling, body cropping;
 //! - [`intensity`]: CT windowing and MR z-scoring;
-//! - [`memory`]: memory budgets;
+//! - [`memory`]: memory budgets, what a job needs, the tile that fits;
 //! - [`model`]: loading an ONNX model and its card, with checks;
-//! - [`backend`]: running one tile (tract);
-//! - [`infer`]: segmenting a scan: memory plan, tiles, decoding, mapping back;
+//! - [`backend`]: running one tile: tract (CPU) or our WGSL kernels through wgpu (GPU);
+//! - [`infer`]: segmenting a scan: memory plan, tiles, decoding, mapping back, typed errors;
 //! - [`postprocess`]: largest component, hole filling;
 //! - [`outputs`]: label map, colour table, report and per-structure masks;
 //! - [`statistics`]: per-structure volume, intensity, centroid, box, border contact;
 //! - [`builtin`]: the default model compiled into the binary;
 //! - [`preview`]: the PNG of three slices with coloured structures and a legend;
 //! - [`preprocess`]: scan → model grid and labels back, shared with the trainer;
-//! - [`softmax`]: class probabilities from a tile's scores;
+//! - [`scores`]: a tile's class scores: softmax and decoding to labels;
 //! - [`tiling`]: sliding-window inference (exact overlap-tile or Gaussian blending);
 //! - [`error_text`]: an error and its causes as one line, for both command lines.
 //!
@@ -33,7 +33,7 @@ pub mod outputs;
 pub mod postprocess;
 pub mod preprocess;
 pub mod preview;
-pub mod softmax;
+pub mod scores;
 pub mod statistics;
 pub mod tiling;
 pub mod volume;

@@ -19,7 +19,7 @@ use crate::geometry::{
     ResampleGrid,
 };
 use crate::intensity;
-use crate::tiling::decode_voxel;
+use crate::scores::decode_voxel;
 use crate::volume::{Problem, Volume, VolumeError};
 
 /// How to bring a scan onto a model's grid.

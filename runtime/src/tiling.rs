@@ -18,6 +18,8 @@ use edge_seg_models::spec::{NetworkSpec, Padding};
 use ndarray::{s, Array3, Array4, ArrayView3, ArrayView4};
 use rayon::prelude::*;
 
+use crate::scores::decode;
+
 /// Where one tile reads and what it keeps, in model-grid voxels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TilePos {
@@ -155,37 +157,6 @@ pub fn extract_input(volume: ArrayView3<f32>, tile: &TilePos, size: [usize; 3], 
         o[2]..o[2] + (hi[2] - lo[2])
     ])
     .assign(&src);
-    out
-}
-
-/// Decode one voxel's class scores (in channel order) to its label:
-/// `Argmax` takes the highest score; `Threshold` the highest foreground
-/// score of at least 0.5, else background.
-pub fn decode_voxel(scores: impl IntoIterator<Item = f32>, rule: Decode) -> u16 {
-    let (mut best, mut best_s, first) = match rule {
-        Decode::Argmax => (0, f32::NEG_INFINITY, 0),
-        Decode::Threshold => (0, 0.5f32, 1),
-    };
-    for (ch, s) in scores.into_iter().enumerate().skip(first) {
-        let better = match rule {
-            Decode::Argmax => s > best_s,
-            Decode::Threshold => s >= best_s,
-        };
-        if better {
-            best_s = s;
-            best = ch;
-        }
-    }
-    best as u16
-}
-
-/// Decode class scores `[C, z, y, x]` to a label per voxel.
-pub fn decode(scores: ArrayView4<f32>, rule: Decode) -> Array3<u16> {
-    let (_, z, y, x) = scores.dim();
-    let mut out = Array3::<u16>::zeros((z, y, x));
-    ndarray::Zip::from(&mut out)
-        .and(scores.lanes(ndarray::Axis(0)))
-        .for_each(|v, lane| *v = decode_voxel(lane.iter().copied(), rule));
     out
 }
 
@@ -599,19 +570,6 @@ mod tests {
             v
         };
         assert_eq!(zs, vec![0, 14, 27, 41, 54, 68]);
-    }
-
-    #[test]
-    fn decode_rules() {
-        let scores = Array4::from_shape_vec((3, 1, 1, 3), vec![0.5, 0.2, 0.6, 0.3, 0.5, 0.1, 0.2, 0.3, 0.3]).unwrap();
-        let a = decode(scores.view(), Decode::Argmax);
-        assert_eq!(a.iter().copied().collect::<Vec<_>>(), vec![0, 1, 0]);
-        let t = decode(scores.view(), Decode::Threshold);
-        assert_eq!(t.iter().copied().collect::<Vec<_>>(), vec![0, 1, 0]);
-        let s2 = Array4::from_shape_vec((3, 1, 1, 1), vec![0.6, 0.1, 0.3]).unwrap();
-        assert_eq!(decode(s2.view(), Decode::Threshold)[[0, 0, 0]], 0);
-        let s3 = Array4::from_shape_vec((3, 1, 1, 1), vec![0.4, 0.0, 0.55]).unwrap();
-        assert_eq!(decode(s3.view(), Decode::Threshold)[[0, 0, 0]], 2);
     }
 
     #[test]

@@ -16,7 +16,8 @@ use edge_seg_runtime::backend::graph::build::{attr_int, attr_ints, attr_str, f32
 use edge_seg_runtime::backend::wgpu::device::adapter_infos;
 use edge_seg_runtime::backend::{TileBackend, TractBackend, WgpuBackend, WgpuOptions};
 use edge_seg_runtime::model::{Model, ModelSource};
-use edge_seg_runtime::tiling::{decode, segment, segment_labels, TilePlan};
+use edge_seg_runtime::scores::decode;
+use edge_seg_runtime::tiling::{segment, segment_labels, TilePlan};
 use edge_seg_tests::{assert_clean_failure, in_ci, run, text};
 use ndarray::{Array3, Array4, Array5};
 use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};

@@ -16,7 +16,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
-use edge_seg_export::checkpoint::WeightInit;
+use edge_seg_export::init::WeightInit;
 use edge_seg_export::Tensor as WeightTensor;
 use edge_seg_models::spec::{LayerKind, NetworkSpec, Norm, Padding, Upsampling, BATCH_NORM_EPSILON};
 use edge_seg_models::weights::weight_entries;
@@ -369,7 +369,7 @@ pub fn initial_weights(spec: &NetworkSpec, seed: u64) -> BTreeMap<String, Weight
 
 /// Random weights scaled by `init` and zero biases, deterministic for `seed`.
 pub fn initial_weights_with(spec: &NetworkSpec, seed: u64, init: WeightInit) -> BTreeMap<String, WeightTensor> {
-    edge_seg_export::checkpoint::random_weights(spec, seed, false, init)
+    edge_seg_export::init::random_weights(spec, seed, false, init)
 }
 
 /// Every scheme name of `spec` (for checks).
@@ -433,7 +433,7 @@ mod tests {
             norm: Norm::Batch,
             ..tiny(3, Padding::Same, Upsampling::Transposed)
         };
-        let w = edge_seg_export::checkpoint::glorot_weights(&spec, 5, true);
+        let w = edge_seg_export::init::glorot_weights(&spec, 5, true);
         let model = UNet::new(&spec, &w, &Device::flex()).unwrap();
         let mut names = model.parameter_names();
         names.sort();
@@ -558,7 +558,7 @@ mod tests {
     #[test]
     fn weights_round_trip() {
         let spec = tiny(2, Padding::Valid, Upsampling::Transposed);
-        let w = edge_seg_export::checkpoint::glorot_weights(&spec, 5, true);
+        let w = edge_seg_export::init::glorot_weights(&spec, 5, true);
         let model = UNet::new(&spec, &w, &Device::flex()).unwrap();
         assert_eq!(model.weights(), w);
     }

@@ -8,7 +8,7 @@ use ndarray::{Array3, Array4};
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
-use crate::softmax::softmax_channels;
+use crate::scores::softmax_channels;
 
 /// Set how many threads tract's matrix kernels use (process-wide). One
 /// thread is tract's single-thread executor: a one-thread pool would make

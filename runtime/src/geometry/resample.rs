@@ -268,7 +268,7 @@ mod tests {
     }
 
     fn argmax(v: &[f32]) -> u16 {
-        crate::tiling::decode_voxel(v.iter().copied(), edge_seg_models::card::Decode::Argmax)
+        crate::scores::decode_voxel(v.iter().copied(), edge_seg_models::card::Decode::Argmax)
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use edge_seg_export::checkpoint::WeightInit;
+use edge_seg_export::init::WeightInit;
 use edge_seg_models::card::{Intensity, Modality};
 use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Norm, Padding, Upsampling};
 use edge_seg_models::Manifest;

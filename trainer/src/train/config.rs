@@ -74,7 +74,7 @@ pub struct TrainConfig {
     pub spec: NetworkSpec,
     /// Scaling of random initial weights (when not starting from given weights).
     #[serde(default)]
-    pub weight_init: edge_seg_export::checkpoint::WeightInit,
+    pub weight_init: edge_seg_export::init::WeightInit,
     /// Model spacing `[z, y, x]`, mm.
     pub spacing_mm: [f64; 3],
     /// Training patch (network input), `[z, y, x]`.
