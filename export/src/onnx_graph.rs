@@ -9,14 +9,11 @@
 use edge_seg_models::spec::{NetworkSpec, Padding, Upsampling};
 use edge_seg_models::weights::weight_entries;
 use edge_seg_models::{ModelCard, CARD_METADATA_KEY};
-use tract_onnx::pb::attribute_proto::AttributeType;
-use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
-use tract_onnx::pb::type_proto::{self, Tensor as TensorType};
-use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+use edge_seg_runtime::backend::graph::build::{
+    attr_int, attr_ints, attr_str, dim_param, dim_value, f32_tensor, float_value_info, i64_tensor, node_to,
 };
+use tract_onnx::pb::tensor_proto::DataType;
+use tract_onnx::pb::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto};
 
 use crate::checkpoint::Checkpoint;
 
@@ -37,82 +34,6 @@ pub enum WeightFormat {
     F16,
 }
 
-fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn attr_int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
-        i: v,
-        ..Default::default()
-    }
-}
-
-fn attr_str(name: &str, v: &str) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::String as i32,
-        s: v.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, name: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
-    NodeProto {
-        op_type: op.into(),
-        name: name.into(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        attribute,
-        ..Default::default()
-    }
-}
-
-fn dim_param(p: &str) -> Dimension {
-    Dimension {
-        value: Some(dimension::Value::DimParam(p.into())),
-        ..Default::default()
-    }
-}
-
-fn dim_value(v: i64) -> Dimension {
-    Dimension {
-        value: Some(dimension::Value::DimValue(v)),
-        ..Default::default()
-    }
-}
-
-fn value_info(name: &str, dims: Vec<Dimension>) -> ValueInfoProto {
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(TensorType {
-                elem_type: DataType::Float as i32,
-                shape: Some(TensorShapeProto { dim: dims }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn f32_tensor(name: &str, shape: &[usize], values: &[f32]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: shape.iter().map(|&d| d as i64).collect(),
-        data_type: DataType::Float as i32,
-        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..Default::default()
-    }
-}
-
 fn f16_tensor(name: &str, shape: &[usize], values: &[f32]) -> TensorProto {
     TensorProto {
         name: name.into(),
@@ -122,16 +43,6 @@ fn f16_tensor(name: &str, shape: &[usize], values: &[f32]) -> TensorProto {
             .iter()
             .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
             .collect(),
-        ..Default::default()
-    }
-}
-
-fn i64_tensor(name: &str, values: &[i64]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: vec![values.len() as i64],
-        data_type: DataType::Int64 as i32,
-        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ..Default::default()
     }
 }
@@ -150,7 +61,7 @@ impl Builder {
             WeightFormat::F32 => name.to_string(),
             WeightFormat::F16 => {
                 let out = format!("{name}.f32");
-                self.nodes.push(node(
+                self.nodes.push(node_to(
                     "Cast",
                     &format!("{name}.cast"),
                     &[name],
@@ -166,7 +77,7 @@ impl Builder {
         let w = self.weight(&format!("{layer}.weight"));
         let b = self.weight(&format!("{layer}.bias"));
         let out = format!("{layer}.out");
-        self.nodes.push(node(
+        self.nodes.push(node_to(
             "Conv",
             layer,
             &[x, &w, &b],
@@ -183,7 +94,7 @@ impl Builder {
             return out;
         }
         let r = format!("{layer}.relu");
-        self.nodes.push(node("Relu", &r, &[&out], &r, vec![]));
+        self.nodes.push(node_to("Relu", &r, &[&out], &r, vec![]));
         r
     }
 }
@@ -216,7 +127,7 @@ pub fn build_model(ckpt: &Checkpoint, card: &ModelCard, format: WeightFormat) ->
         if l + 1 < spec.levels {
             skips.push(x.clone());
             let p = format!("enc{l}.pool");
-            b.nodes.push(node(
+            b.nodes.push(node_to(
                 "MaxPool",
                 &p,
                 &[&x],
@@ -233,7 +144,7 @@ pub fn build_model(ckpt: &Checkpoint, card: &ModelCard, format: WeightFormat) ->
         match spec.upsampling {
             Upsampling::Nearest => {
                 need_scales = true;
-                b.nodes.push(node(
+                b.nodes.push(node_to(
                     "Resize",
                     &up,
                     &[&x, "", "up.scales"],
@@ -248,7 +159,7 @@ pub fn build_model(ckpt: &Checkpoint, card: &ModelCard, format: WeightFormat) ->
             Upsampling::Transposed => {
                 let w = b.weight(&format!("{up}.weight"));
                 let bias = b.weight(&format!("{up}.bias"));
-                b.nodes.push(node(
+                b.nodes.push(node_to(
                     "ConvTranspose",
                     &up,
                     &[&x, &w, &bias],
@@ -268,7 +179,7 @@ pub fn build_model(ckpt: &Checkpoint, card: &ModelCard, format: WeightFormat) ->
             if !b.initializers.iter().any(|t| t.name == "crop.axes") {
                 b.initializers.push(i64_tensor("crop.axes", &[2, 3, 4]));
             }
-            b.nodes.push(node(
+            b.nodes.push(node_to(
                 "Slice",
                 &name,
                 &[&skip, &starts, &ends, "crop.axes"],
@@ -279,7 +190,7 @@ pub fn build_model(ckpt: &Checkpoint, card: &ModelCard, format: WeightFormat) ->
         }
         let cat = format!("dec{l}.concat");
         b.nodes
-            .push(node("Concat", &cat, &[&up, &skip], &cat, vec![attr_int("axis", 1)]));
+            .push(node_to("Concat", &cat, &[&up, &skip], &cat, vec![attr_int("axis", 1)]));
         x = b.conv(&format!("dec{l}.conv0"), &cat, 3, pad, true);
         x = b.conv(&format!("dec{l}.conv1"), &x, 3, pad, true);
     }
@@ -296,7 +207,7 @@ pub fn build_model(ckpt: &Checkpoint, card: &ModelCard, format: WeightFormat) ->
         });
     }
     let logits = b.conv("head", &x, 1, 0, false);
-    b.nodes.push(node(
+    b.nodes.push(node_to(
         "Softmax",
         "softmax",
         &[&logits],
@@ -308,7 +219,7 @@ pub fn build_model(ckpt: &Checkpoint, card: &ModelCard, format: WeightFormat) ->
         name: card.task.clone(),
         node: b.nodes,
         initializer: b.initializers,
-        input: vec![value_info(
+        input: vec![float_value_info(
             INPUT_NAME,
             vec![
                 dim_param("N"),
@@ -318,7 +229,7 @@ pub fn build_model(ckpt: &Checkpoint, card: &ModelCard, format: WeightFormat) ->
                 dim_param("W"),
             ],
         )],
-        output: vec![value_info(
+        output: vec![float_value_info(
             OUTPUT_NAME,
             vec![
                 dim_param("N"),

@@ -1,6 +1,8 @@
-//! Small builders for ONNX graphs in the op set (single-op graphs for
-//! kernel tests, hand-made networks), in the form our exporter writes:
-//! opset 17, one input `[1, C, D, H, W]`, one output.
+//! The ONNX protobuf builders: attributes, nodes, initializers, value
+//! types. The exporter writes every model with them (`export/src/onnx_graph.rs`),
+//! and [`model`] makes the small graphs of the kernel tests and hand-made
+//! networks in the same form: opset 17, one input `[N, C, D, H, W]`, one
+//! output.
 
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -43,12 +45,48 @@ pub fn attr_str(name: &str, v: &str) -> AttributeProto {
 
 /// A node with one output (named after the node).
 pub fn node(op: &str, name: &str, inputs: &[&str], attribute: Vec<AttributeProto>) -> NodeProto {
+    node_to(op, name, inputs, name, attribute)
+}
+
+/// A node with one output named `output`.
+pub fn node_to(op: &str, name: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
     NodeProto {
         op_type: op.into(),
         name: name.into(),
         input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![name.into()],
+        output: vec![output.into()],
         attribute,
+        ..Default::default()
+    }
+}
+
+/// A symbolic dimension.
+pub fn dim_param(p: &str) -> Dimension {
+    Dimension {
+        value: Some(dimension::Value::DimParam(p.into())),
+        ..Default::default()
+    }
+}
+
+/// A fixed dimension.
+pub fn dim_value(v: i64) -> Dimension {
+    Dimension {
+        value: Some(dimension::Value::DimValue(v)),
+        ..Default::default()
+    }
+}
+
+/// A float32 tensor value of shape `dims`.
+pub fn float_value_info(name: &str, dims: Vec<Dimension>) -> ValueInfoProto {
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(TensorType {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto { dim: dims }),
+            })),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -76,30 +114,14 @@ pub fn i64_tensor(name: &str, values: &[i64]) -> TensorProto {
 }
 
 fn value_info(name: &str, channels: Option<usize>) -> ValueInfoProto {
-    let sym = |p: &str| Dimension {
-        value: Some(dimension::Value::DimParam(p.into())),
-        ..Default::default()
-    };
     let c = match channels {
-        Some(c) => Dimension {
-            value: Some(dimension::Value::DimValue(c as i64)),
-            ..Default::default()
-        },
-        None => sym("C"),
+        Some(c) => dim_value(c as i64),
+        None => dim_param("C"),
     };
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(TensorType {
-                elem_type: DataType::Float as i32,
-                shape: Some(TensorShapeProto {
-                    dim: vec![sym("N"), c, sym("D"), sym("H"), sym("W")],
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    float_value_info(
+        name,
+        vec![dim_param("N"), c, dim_param("D"), dim_param("H"), dim_param("W")],
+    )
 }
 
 /// A model (opset 17) with input `input` of `channels` channels and output `output`.
