@@ -97,17 +97,21 @@ impl Preview {
     /// The RAS+ array index `[z, y, x]` a panel's pixel shows (the panel's
     /// fixed axis at its slice).
     pub fn voxel_at(&self, panel: &Panel, px: usize, py: usize, shape: [usize; 3]) -> [usize; 3] {
-        let s = self.spacing;
-        let at = |n: usize, mm: f64, count: usize| -> usize {
-            let i = ((n as f64 + 0.5) * panel.mm_per_pixel / mm).floor() as usize;
-            count - 1 - i.min(count - 1)
-        };
-        let [cz, cy, cx] = panel.centre;
-        match panel.name {
-            "axial" => [cz, at(py, s[1], shape[1]), at(px, s[2], shape[2])],
-            "coronal" => [at(py, s[0], shape[0]), cy, at(px, s[2], shape[2])],
-            _ => [at(py, s[0], shape[0]), at(px, s[1], shape[1]), cx],
-        }
+        voxel_at(panel, self.spacing, px, py, shape)
+    }
+}
+
+/// [`Preview::voxel_at`], from the RAS+ `spacing` alone.
+fn voxel_at(panel: &Panel, s: [f64; 3], px: usize, py: usize, shape: [usize; 3]) -> [usize; 3] {
+    let at = |n: usize, mm: f64, count: usize| -> usize {
+        let i = ((n as f64 + 0.5) * panel.mm_per_pixel / mm).floor() as usize;
+        count - 1 - i.min(count - 1)
+    };
+    let [cz, cy, cx] = panel.centre;
+    match panel.name {
+        "axial" => [cz, at(py, s[1], shape[1]), at(px, s[2], shape[2])],
+        "coronal" => [at(py, s[0], shape[0]), cy, at(px, s[2], shape[2])],
+        _ => [at(py, s[0], shape[0]), at(px, s[1], shape[1]), cx],
     }
 }
 
@@ -189,15 +193,10 @@ pub fn render(scan: &Volume, labels: &Array3<u16>, names: &[String], window: (f3
         ((v - window.0) / (window.1 - window.0)).clamp(0.0, 1.0) * 255.0
     };
     let colours: Vec<[u8; 3]> = names.iter().map(|n| label_colour(n)).collect();
-    let preview = Preview {
-        picture: Picture::new(0, 0, [0, 0, 0]),
-        panels: panels.clone(),
-        spacing,
-    };
     for p in &panels {
         for py in 0..p.height {
             for pxl in 0..p.width {
-                let [z, y, x] = preview.voxel_at(p, pxl, py, shape);
+                let [z, y, x] = voxel_at(p, spacing, pxl, py, shape);
                 let g = grey(data[[z, y, x]]);
                 let l = lab[[z, y, x]] as usize;
                 let c = if l != 0 && l < colours.len() {

@@ -150,8 +150,8 @@ pub fn test_set_fingerprint(manifest: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize())[..16].to_string())
 }
 
-fn run_name(task: Task, strategy: Strategy, size: usize, seed: u64) -> String {
-    format!("{}-{}-n{size}-s{seed}", task.name(), strategy.name())
+fn run_name(task: &str, strategy: &str, size: usize, seed: u64) -> String {
+    format!("{task}-{strategy}-n{size}-s{seed}")
 }
 
 /// The task's phantom data set in the work folder (generated once, then
@@ -306,13 +306,10 @@ pub fn run_experiment(
         .find(|r| r.task == plan.task.name() && &r.base_weights_sha256 != base_sha)
     {
         bail!(
-            "{}: the run {}-{}-n{}-s{} started from another base model (weights {:?}, this one {base_sha:?}): \
+            "{}: the run {} started from another base model (weights {:?}, this one {base_sha:?}): \
              use a new --out folder",
             out.join(RESULTS_FILE).display(),
-            r.task,
-            r.strategy,
-            r.size,
-            r.seed,
+            run_name(&r.task, &r.strategy, r.size, r.seed),
             r.base_weights_sha256
         );
     }
@@ -324,12 +321,12 @@ pub fn run_experiment(
             "{}: the run {} was scored on test set {:?}, but this grid's test phantoms are {test_set:?} \
              (another data seed, test count or training pool): use a new --out folder",
             out.join(RESULTS_FILE).display(),
-            format!("{}-{}-n{}-s{}", r.task, r.strategy, r.size, r.seed),
+            run_name(&r.task, &r.strategy, r.size, r.seed),
             r.test_set
         );
     }
     for (n, &(size, strategy, seed)) in todo.iter().enumerate() {
-        let name = run_name(plan.task, strategy, size, seed);
+        let name = run_name(plan.task.name(), strategy.name(), size, seed);
         let dir = work.join("runs").join(&name);
         // A run not in the results starts over.
         let _ = std::fs::remove_dir_all(&dir);

@@ -1,6 +1,6 @@
 //! Model and backend options shared by `infer` and `bench`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
@@ -52,24 +52,7 @@ pub struct LoadedModel {
 impl ModelArgs {
     /// The model named by `--model` (and `--card`).
     pub fn model(&self) -> Result<Model> {
-        Ok(if self.model == DEFAULT_MODEL && self.card.is_none() {
-            match default_model_bytes() {
-                Some(bytes) => Model::from_bytes(bytes, ModelSource::Builtin(DEFAULT_MODEL), None)?,
-                None => bail!(
-                    "this build has no default model (models/zoo/default.onnx was missing); give --model FILE.onnx"
-                ),
-            }
-        } else {
-            let p = PathBuf::from(&self.model);
-            if !p.exists() && !self.model.contains('/') && !self.model.ends_with(".onnx") {
-                bail!(
-                    "no built-in model named {:?} (built-in: {:?}) and no such file",
-                    self.model,
-                    builtin_names()
-                );
-            }
-            Model::from_file(&p, self.card.as_deref())?
-        })
+        load_model(&self.model, self.card.as_deref())
     }
 
     /// Load the model and prepare the backend.
@@ -158,4 +141,27 @@ mod gpu {
     pub fn open(_model: &Model, _adapter: Option<&str>, _auto: bool) -> Result<Box<dyn TileBackend>, String> {
         Err("this edge-seg was built without the wgpu backend (cargo feature `wgpu`)".into())
     }
+}
+
+/// A built-in model by name (`default`) or an ONNX file, with `card` for a
+/// file without one.
+pub fn load_model(model: &str, card: Option<&Path>) -> Result<Model> {
+    Ok(if model == DEFAULT_MODEL && card.is_none() {
+        match default_model_bytes() {
+            Some(bytes) => Model::from_bytes(bytes, ModelSource::Builtin(DEFAULT_MODEL), None)?,
+            None => {
+                bail!("this build has no default model (models/zoo/default.onnx was missing); give --model FILE.onnx")
+            }
+        }
+    } else {
+        let p = PathBuf::from(model);
+        if !p.exists() && !model.contains('/') && !model.ends_with(".onnx") {
+            bail!(
+                "no built-in model named {:?} (built-in: {:?}) and no such file",
+                model,
+                builtin_names()
+            );
+        }
+        Model::from_file(&p, card)?
+    })
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use ndarray::Array3;
 use serde_json::json;
 
-use super::model_args::ModelArgs;
+use super::model_args::load_model;
 use edge_seg_runtime::statistics::{border_warnings, structure_statistics, StructureReport};
 use edge_seg_runtime::volume::read_volume;
 
@@ -63,17 +63,7 @@ pub fn run(a: &StatsArgs) -> Result<ExitCode> {
         }
         *l = v as u16;
     }
-    let model = ModelArgs {
-        model: a.model.clone(),
-        card: a.card.clone(),
-        backend: "tract".into(),
-        gpu: None,
-        threads: None,
-        parallel_tiles: false,
-        max_memory: None,
-        tile: None,
-    }
-    .model()?;
+    let model = load_model(&a.model, a.card.as_deref())?;
     let mut names = model.card.labels.clone();
     let top = labels.iter().copied().max().unwrap_or(0) as usize;
     while names.len() <= top {

@@ -64,6 +64,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let patch = [a.patch; 3];
     let out = spec.output_shape(patch)?;
     let ad = device.clone().autodiff();
+    let step_devices = crate::train::parallel::step_devices(&device, &parallel_devices);
+    crate::train::parallel::check_split(a.batch, step_devices.len())?;
     let mut model = UNet::new(&spec, &initial_weights(&spec, 0), &ad)?;
     let mut optim = AdamConfig::new().init();
     let n_in: usize = a.batch * patch.iter().product::<usize>();
@@ -82,11 +84,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let (mut t_fwd, mut t_bwd, mut t_step) = (0.0, 0.0, 0.0);
     for step in 0..=a.steps {
         let t0 = Instant::now();
-        let x = Tensor::<5>::from_data(
-            TensorData::new(images.clone(), [a.batch, 1, patch[0], patch[1], patch[2]]),
-            &ad,
-        );
         let (value, t1, grads) = if parallel_devices.is_empty() {
+            let x = Tensor::<5>::from_data(
+                TensorData::new(images.clone(), [a.batch, 1, patch[0], patch[1], patch[2]]),
+                &ad,
+            );
             let logits = model.forward_logits(x);
             let parts = loss(LossKind::Masked, logits, &targets, LossWeights::default());
             let value = parts.total.clone().into_scalar::<f32>();
@@ -95,16 +97,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         } else {
             // Data parallel: forward and backward overlap across devices,
             // so the step is not split (backward counts as 0).
-            drop(x);
-            let devices: Vec<Device> = std::iter::once(ad.clone())
-                .chain(parallel_devices.iter().map(|d| d.clone().autodiff()))
-                .collect();
             let batch = Batch {
                 images: &images,
                 patch,
                 targets: &targets,
             };
-            let (grads, l) = gradients(&model, &batch, LossKind::Masked, LossWeights::default(), &devices)?;
+            let (grads, l) = gradients(&model, &batch, LossKind::Masked, LossWeights::default(), &step_devices)?;
             (l.total as f32, Instant::now(), grads)
         };
         // GPU backends run kernels asynchronously: wait for each phase.

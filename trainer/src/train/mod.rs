@@ -326,17 +326,8 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
     };
     let mut sampler = Sampler::new(&train_cases, sampler_cfg, cfg.seed);
     let ad = device.clone().autodiff();
-    let step_devices: Vec<Device> = std::iter::once(ad.clone())
-        .chain(opts.parallel_devices.iter().map(|d| d.clone().autodiff()))
-        .collect();
-    if step_devices.len() > cfg.batch {
-        bail!(
-            "--batch {} cannot be split across {} devices: use --batch {} or more",
-            cfg.batch,
-            step_devices.len(),
-            step_devices.len()
-        );
-    }
+    let step_devices = parallel::step_devices(device, &opts.parallel_devices);
+    parallel::check_split(cfg.batch, step_devices.len())?;
     let (weights, mut optim, start) = match (&resume_from, &state) {
         (Some(dir), Some(s)) => {
             let ckpt = Checkpoint::read(dir)?;

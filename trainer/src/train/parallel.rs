@@ -46,6 +46,26 @@ pub fn shares(batch: usize, devices: usize) -> Vec<usize> {
         .collect()
 }
 
+/// The autodiff devices of a step: `main` (which holds the model) first,
+/// then `more`.
+pub fn step_devices(main: &Device, more: &[Device]) -> Vec<Device> {
+    std::iter::once(main)
+        .chain(more)
+        .map(|d| d.clone().autodiff())
+        .collect()
+}
+
+/// Refuse a batch that cannot give every one of `devices` an image.
+pub fn check_split(batch: usize, devices: usize) -> Result<()> {
+    if devices == 0 {
+        bail!("no training device");
+    }
+    if devices > batch {
+        bail!("a batch of {batch} cannot be split across {devices} devices: use --batch {devices} or more");
+    }
+    Ok(())
+}
+
 /// The gradients of `model` (on `devices[0]`, an autodiff device) for
 /// `batch`, computed on every one of `devices`.
 pub fn gradients(
@@ -56,16 +76,7 @@ pub fn gradients(
     devices: &[Device],
 ) -> Result<(GradientsParams, StepLoss)> {
     let b = batch.targets.complete.len();
-    if devices.is_empty() {
-        bail!("no training device");
-    }
-    if devices.len() > b {
-        bail!(
-            "a batch of {b} cannot be split across {} devices: use --batch {} or more",
-            devices.len(),
-            devices.len()
-        );
-    }
+    check_split(b, devices.len())?;
     let [pz, py, px] = batch.patch;
     let image = pz * py * px;
     if devices.len() == 1 {
