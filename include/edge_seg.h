@@ -145,9 +145,14 @@ enum EsStatus es_segment_volume(const struct EsModel *model,
                                 void *user,
                                 struct EsJob **out);
 
-// Segment a NIfTI file and write the label map to `out_path` (with a
-// colour table and a JSON report beside it, as `edge-seg infer` does).
-// `job` may be null when the labels are not needed in memory.
+// Segment a NIfTI file or a DICOM series (a folder holding it, searched
+// recursively, or one of its files) and write the label map to
+// `out_path`, with a colour table and a JSON report beside it, as
+// `edge-seg infer` does. The label map is a DICOM Segmentation
+// referencing the series when `out_path` ends in `.dcm` (DICOM input
+// only), NIfTI otherwise. `job` may be null when the labels are not needed
+// in memory. A folder holding several series is refused with their list:
+// use [`es_segment_series`].
 enum EsStatus es_segment_file(const struct EsModel *model,
                               const struct EsOptions *options,
                               const char *in_path,
@@ -155,6 +160,19 @@ enum EsStatus es_segment_file(const struct EsModel *model,
                               EsProgressFn progress,
                               void *user,
                               struct EsJob **job);
+
+// [`es_segment_file`] for one series of a DICOM folder: `series` is its
+// index in the folder's list (from 1, as `edge-seg info FOLDER` prints it)
+// or its SeriesInstanceUID; null when there is one series (or NIfTI input).
+// The series' modality must be the model's.
+enum EsStatus es_segment_series(const struct EsModel *model,
+                                const struct EsOptions *options,
+                                const char *in_path,
+                                const char *series,
+                                const char *out_path,
+                                EsProgressFn progress,
+                                void *user,
+                                struct EsJob **job);
 
 // The label map (valid while the job lives), x fastest, and its dims.
 enum EsStatus es_job_labels(const struct EsJob *job, const uint16_t **labels, uintptr_t *dims);

@@ -166,6 +166,11 @@ pub struct ModelCard {
     pub decode: Decode,
     #[serde(default)]
     pub provenance: Provenance,
+    /// Coded names (SNOMED CT) of structures, by label name, for DICOM
+    /// Segmentations; labels not listed use the built-in codes
+    /// ([`crate::terminology::builtin_code`]) or a private code.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub terminology: std::collections::BTreeMap<String, crate::terminology::StructureCode>,
     /// SHA-256 of the weights as stored (see `weights::weights_sha256`).
     pub weights_sha256: String,
 }
@@ -185,6 +190,8 @@ pub enum CardError {
     FirstLabel(String),
     #[error("model card label {0:?} appears twice")]
     DuplicateLabel(String),
+    #[error("terminology names {0:?}, which is not one of the card's labels")]
+    TerminologyLabel(String),
     #[error("model card label {index} is empty")]
     EmptyLabel { index: usize },
     #[error("model card spacing_mm {0:?} must be three finite values > 0")]
@@ -245,6 +252,7 @@ impl ModelCard {
             },
             decode: Decode::Argmax,
             provenance: Provenance::default(),
+            terminology: Default::default(),
             weights_sha256: "0".repeat(64),
         };
         card.validate()?;
@@ -264,6 +272,17 @@ impl ModelCard {
 
     pub fn classes(&self) -> usize {
         self.network.classes
+    }
+
+    /// The coded name of label `index`: the card's own, the built-in one,
+    /// or a private code.
+    pub fn structure_code(&self, index: usize) -> crate::terminology::StructureCode {
+        let name = &self.labels[index];
+        self.terminology
+            .get(name)
+            .cloned()
+            .or_else(|| crate::terminology::builtin_code(name))
+            .unwrap_or_else(|| crate::terminology::private_code(name))
     }
 
     /// Check the card is self-consistent.
@@ -293,6 +312,9 @@ impl ModelCard {
             if self.labels[..i].contains(l) {
                 return Err(CardError::DuplicateLabel(l.clone()));
             }
+        }
+        if let Some(name) = self.terminology.keys().find(|n| !self.labels.contains(n)) {
+            return Err(CardError::TerminologyLabel(name.clone()));
         }
         if !self.spacing_mm.iter().all(|s| s.is_finite() && *s > 0.0) {
             return Err(CardError::Spacing(self.spacing_mm));
@@ -359,6 +381,7 @@ pub(crate) mod tests {
                 synthetic_data: true,
                 ..Default::default()
             },
+            terminology: Default::default(),
             weights_sha256: "0".repeat(64),
         }
     }

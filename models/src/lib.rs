@@ -3,6 +3,7 @@
 //! - [`spec`]: the network specification and its shape arithmetic;
 //! - [`card`]: the model card stored with every model;
 //! - [`labels`]: label vocabularies, colours and left–right pairing;
+//! - [`terminology`]: coded (SNOMED CT) names of structures for DICOM;
 //! - [`weights`]: the weight-name scheme and the weight hash;
 //! - [`manifest`]: the dataset manifest;
 //! - [`atomic`]: atomic file writes used by every crate.
@@ -15,6 +16,7 @@ pub mod card;
 pub mod labels;
 pub mod manifest;
 pub mod spec;
+pub mod terminology;
 pub mod weights;
 
 pub use card::{ModelCard, CARD_FORMAT_VERSION, CARD_METADATA_KEY};

@@ -5,8 +5,17 @@
 
 /// `outer: cause: deeper cause`, without repeats.
 pub fn error_text(e: &anyhow::Error) -> String {
+    join_chain(e.chain())
+}
+
+/// [`error_text`] for any error and its sources.
+pub fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
+    join_chain(std::iter::successors(Some(e), |e| e.source()))
+}
+
+fn join_chain<'a>(chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
     let mut text = String::new();
-    for link in e.chain() {
+    for link in chain {
         let part = link.to_string();
         if part.is_empty() || text.contains(&part) {
             continue;

@@ -2,6 +2,7 @@
 //! network tile by tile, and write a label map that overlays the scan.
 //!
 //! - [`volume`]: NIfTI I/O and the [`volume::Volume`] type;
+//! - [`dicom`]: DICOM image series in, DICOM Segmentations out;
 //! - [`geometry`]: orientation, resampling, body cropping;
 //! - [`intensity`]: CT windowing and MR z-scoring;
 //! - [`memory`]: memory budgets, what a job needs, the tile that fits;
@@ -13,6 +14,7 @@
 //! - [`statistics`]: per-structure volume, intensity, centroid, box, border contact;
 //! - [`builtin`]: the default model compiled into the binary;
 //! - [`preview`]: the PNG of three slices with coloured structures and a legend;
+//! - [`scan`]: a scan as named: a NIfTI file or a DICOM series, headers first;
 //! - [`preprocess`]: scan → model grid and labels back, shared with the trainer;
 //! - [`scores`]: a tile's class scores: softmax and decoding to labels;
 //! - [`tiling`]: sliding-window inference (exact overlap-tile or Gaussian blending);
@@ -23,6 +25,7 @@
 
 pub mod backend;
 pub mod builtin;
+pub mod dicom;
 pub mod error_text;
 pub mod geometry;
 pub mod infer;
@@ -33,6 +36,7 @@ pub mod outputs;
 pub mod postprocess;
 pub mod preprocess;
 pub mod preview;
+pub mod scan;
 pub mod scores;
 pub mod statistics;
 pub mod tiling;

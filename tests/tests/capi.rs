@@ -183,3 +183,77 @@ fn c_example_is_clean_under_valgrind() {
         "{t}"
     );
 }
+
+#[test]
+fn c_example_segments_a_dicom_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = compile_example(dir.path());
+    let default = repo().join("models/zoo/default.onnx");
+    let (scan, model_args): (PathBuf, Vec<String>) = if default.exists() {
+        (repo().join("models/zoo/sample_ct.nii.gz"), vec![])
+    } else {
+        let s = dir.path().join("scan.nii.gz");
+        small_scan(&s);
+        (s, vec![tiny_model(dir.path()).display().to_string()])
+    };
+    let vol = read_volume(&scan).unwrap();
+    let series = dir.path().join("series");
+    edge_seg_runtime::dicom::synthetic::write_series(
+        &edge_seg_runtime::volume::Volume::from_array(vol.data.mapv(f32::round), vol.affine),
+        &series,
+        &Default::default(),
+    )
+    .unwrap();
+    // NIfTI out: the same labels as `edge-seg infer` on the series.
+    let c_out = dir.path().join("c.seg.nii.gz");
+    let o = Command::new(&exe)
+        .arg(&series)
+        .arg(&c_out)
+        .args(&model_args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "C example failed:\n{}", text(&o));
+    let found = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) != Some("0"))
+        .count();
+    let cli_out = dir.path().join("cli.seg.nii.gz");
+    let mut args = vec![
+        "infer",
+        "--quiet",
+        series.to_str().unwrap(),
+        "-o",
+        cli_out.to_str().unwrap(),
+    ];
+    if let Some(m) = model_args.first() {
+        args.extend(["--model", m.as_str()]);
+    }
+    let o = run("edge-seg", &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(read_volume(&c_out).unwrap().data, read_volume(&cli_out).unwrap().data);
+    // `.dcm` out: a Segmentation with a segment per structure found.
+    let seg = dir.path().join("c.seg.dcm");
+    let o = Command::new(&exe)
+        .arg(&series)
+        .arg(&seg)
+        .args(&model_args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "C example failed:\n{}", text(&o));
+    let obj = dicom_object::open_file(&seg).unwrap();
+    assert_eq!(
+        obj.element(dicom_dictionary_std::tags::SOP_CLASS_UID)
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "1.2.840.10008.5.1.4.1.1.66.4"
+    );
+    let segments = obj
+        .element(dicom_dictionary_std::tags::SEGMENT_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()
+        .len();
+    assert!(found > 0);
+    assert_eq!(segments, found);
+}

@@ -24,9 +24,10 @@ use edge_seg_runtime::builtin::{default_model_bytes, DEFAULT_MODEL};
 use edge_seg_runtime::geometry::Affine;
 use edge_seg_runtime::infer::{InferError, InferOptions, OutputResampling, Segmentation, Segmenter};
 use edge_seg_runtime::model::{Model, ModelSource};
-use edge_seg_runtime::outputs::{output_paths, write_outputs};
+use edge_seg_runtime::outputs::{output_paths, write_outputs, OutputFormat};
+use edge_seg_runtime::scan::ScanHeader;
 use edge_seg_runtime::statistics::{structure_statistics, StructureReport};
-use edge_seg_runtime::volume::{read_volume_with, ReadOptions, Volume};
+use edge_seg_runtime::volume::{ReadOptions, Volume};
 use ndarray::Array3;
 
 /// Result of every call.
@@ -460,9 +461,14 @@ pub unsafe extern "C" fn es_segment_volume(
     })
 }
 
-/// Segment a NIfTI file and write the label map to `out_path` (with a
-/// colour table and a JSON report beside it, as `edge-seg infer` does).
-/// `job` may be null when the labels are not needed in memory.
+/// Segment a NIfTI file or a DICOM series (a folder holding it, searched
+/// recursively, or one of its files) and write the label map to
+/// `out_path`, with a colour table and a JSON report beside it, as
+/// `edge-seg infer` does. The label map is a DICOM Segmentation
+/// referencing the series when `out_path` ends in `.dcm` (DICOM input
+/// only), NIfTI otherwise. `job` may be null when the labels are not needed
+/// in memory. A folder holding several series is refused with their list:
+/// use [`es_segment_series`].
 #[no_mangle]
 pub unsafe extern "C" fn es_segment_file(
     model: *const EsModel,
@@ -473,33 +479,86 @@ pub unsafe extern "C" fn es_segment_file(
     user: *mut c_void,
     job: *mut *mut EsJob,
 ) -> EsStatus {
+    es_segment_series(model, options, in_path, std::ptr::null(), out_path, progress, user, job)
+}
+
+/// [`es_segment_file`] for one series of a DICOM folder: `series` is its
+/// index in the folder's list (from 1, as `edge-seg info FOLDER` prints it)
+/// or its SeriesInstanceUID; null when there is one series (or NIfTI input).
+/// The series' modality must be the model's.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn es_segment_series(
+    model: *const EsModel,
+    options: *const EsOptions,
+    in_path: *const c_char,
+    series: *const c_char,
+    out_path: *const c_char,
+    progress: EsProgressFn,
+    user: *mut c_void,
+    job: *mut *mut EsJob,
+) -> EsStatus {
     guard(|| {
         let m = model.as_ref().ok_or_else(|| invalid("model is null"))?;
         let input = path_arg(in_path, "input path")?;
         let output = path_arg(out_path, "output path")?;
+        let series = if series.is_null() {
+            None
+        } else {
+            Some(
+                CStr::from_ptr(series)
+                    .to_str()
+                    .map_err(|_| invalid("series is not UTF-8"))?
+                    .to_string(),
+            )
+        };
         let opts = options.as_ref().copied();
         let budget = opts
             .map(|o| o.max_memory_bytes)
             .filter(|&b| b > 0)
             .unwrap_or_else(edge_seg_runtime::memory::default_budget);
-        let paths = output_paths(&input, Some(&output), false, &m.model.card.labels, None);
+        let format = if output.extension().is_some_and(|e| e.eq_ignore_ascii_case("dcm")) {
+            OutputFormat::DicomSeg
+        } else {
+            OutputFormat::Nifti
+        };
+        let paths = output_paths(&input, Some(&output), false, &m.model.card.labels, None, format);
         edge_seg_runtime::outputs::check_outputs(&input, &paths).map_err(|e| (EsStatus::Io, e.to_string()))?;
-        let vol = read_volume_with(&input, ReadOptions { max_bytes: budget })
+        let header = ScanHeader::open(&input, series.as_deref()).map_err(|e| (EsStatus::Volume, e.to_string()))?;
+        let expected = m.model.card.modality.to_string();
+        match header.modality() {
+            Some(modality) if !modality.eq_ignore_ascii_case(&expected) => {
+                return Err((
+                    EsStatus::Volume,
+                    format!(
+                        "{}: the series is {modality}, the model segments {expected} scans",
+                        input.display()
+                    ),
+                ))
+            }
+            None if format == OutputFormat::DicomSeg => {
+                return Err(invalid(
+                    "a .dcm output (DICOM Segmentation) needs a DICOM series as input",
+                ))
+            }
+            _ => {}
+        }
+        let scan = header
+            .read(ReadOptions { max_bytes: budget })
             .map_err(|e| (EsStatus::Volume, e.to_string()))?;
-        let seg = run_job(m, opts.as_ref(), &vol, &input, progress, user)?;
+        let seg = run_job(m, opts.as_ref(), &scan.volume, &input, progress, user)?;
         write_outputs(
-            &input,
-            &vol,
+            &scan,
             &seg,
             &m.model,
             "tract",
             &paths,
-            vol.warnings.clone(),
+            scan.volume.warnings.clone(),
             None,
         )
         .map_err(|e| (EsStatus::Io, e.to_string()))?;
         if !job.is_null() {
-            *job = Box::into_raw(job_from(seg, &vol, &m.model.card.labels));
+            *job = Box::into_raw(job_from(seg, &scan.volume, &m.model.card.labels));
         }
         Ok(())
     })

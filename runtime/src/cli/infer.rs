@@ -10,8 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::model_args::ModelArgs;
 use edge_seg_runtime::infer::{InferOptions, OutputResampling, Segmenter};
 use edge_seg_runtime::memory::{format_bytes, parse_size};
-use edge_seg_runtime::outputs::{check_outputs, output_paths, write_outputs, Report};
-use edge_seg_runtime::volume::{read_volume_with, ReadOptions};
+use edge_seg_runtime::outputs::{check_outputs, output_paths, write_outputs, OutputFormat, Report};
+use edge_seg_runtime::scan::{is_dicom, nifti_files_in, ScanHeader};
+use edge_seg_runtime::volume::ReadOptions;
 
 /// `--resampling`: [`OutputResampling`] as the command line spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -31,12 +32,34 @@ impl From<Resampling> for OutputResampling {
     }
 }
 
+/// `--output-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// NIfTI label map on the scan's grid.
+    Nifti,
+    /// DICOM Segmentation referencing the series (DICOM input only).
+    DicomSeg,
+}
+
 #[derive(Debug, Args)]
 pub struct InferArgs {
-    /// NIfTI scans (.nii or .nii.gz), or folders of them (every .nii and
-    /// .nii.gz file directly inside, the model loaded once).
+    /// Scans: NIfTI files (.nii or .nii.gz), folders of them (every .nii
+    /// and .nii.gz file directly inside, the model loaded once), or DICOM
+    /// series (a folder holding the series' files, searched recursively,
+    /// or one file of it).
     #[arg(required = true)]
     pub scans: Vec<PathBuf>,
+    /// The DICOM series to segment when a folder holds several: its index
+    /// in `edge-seg info FOLDER`'s list (from 1) or its SeriesInstanceUID.
+    #[arg(long)]
+    pub series: Option<String>,
+    /// Label map format: `nifti`, or `dicom-seg` (a DICOM Segmentation
+    /// referencing the series; DICOM input only).
+    #[arg(long, value_enum, default_value_t = Format::Nifti)]
+    pub output_format: Format,
+    /// Segment a DICOM series whose modality differs from the model's.
+    #[arg(long)]
+    pub force: bool,
     /// Output label map (one scan), or a directory for several (created
     /// when a folder is given); default SCAN.seg.nii.gz beside each scan.
     #[arg(short, long)]
@@ -97,7 +120,7 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
         Some(other) => bail!("--roi {other:?}: the only region is `body`"),
     };
     let scans = expand_folders(&a.scans)?;
-    let folder_given = a.scans.iter().any(|p| p.is_dir());
+    let folder_given = a.scans.iter().any(|p| p.is_dir() && !is_dicom(p));
     if let (Some(o), true) = (&a.out, folder_given) {
         if !o.is_dir() {
             std::fs::create_dir_all(o)
@@ -161,6 +184,7 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
                 a.split,
                 &model.card.labels,
                 structures.as_deref(),
+                a.output_format.into(),
             );
             if paths.labels.exists() {
                 skipped += 1;
@@ -224,8 +248,17 @@ fn percentile_window(data: &ndarray::Array3<f32>) -> (f32, f32) {
     }
 }
 
-/// The scans named: files as given, folders replaced by the NIfTI files
-/// directly inside them (sorted by name).
+impl From<Format> for OutputFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Nifti => OutputFormat::Nifti,
+            Format::DicomSeg => OutputFormat::DicomSeg,
+        }
+    }
+}
+
+/// The scans named: files and DICOM series' folders as given, folders of
+/// NIfTI files replaced by the files directly inside them (sorted by name).
 fn expand_folders(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut scans = Vec::new();
     for p in inputs {
@@ -233,18 +266,11 @@ fn expand_folders(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             scans.push(p.clone());
             continue;
         }
-        let rd = std::fs::read_dir(p).map_err(|e| anyhow::anyhow!("{}: cannot read the folder: {e}", p.display()))?;
-        let mut found: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|f| {
-                let n = f.file_name().unwrap_or_default().to_string_lossy();
-                f.is_file() && (n.ends_with(".nii") || n.ends_with(".nii.gz")) && !n.contains(".seg.")
-            })
-            .collect();
+        let found = nifti_files_in(p).map_err(|e| anyhow::anyhow!("{}: cannot read the folder: {e}", p.display()))?;
         if found.is_empty() {
-            bail!("{}: no .nii or .nii.gz files in this folder", p.display());
+            // A DICOM series (or nothing: reading it says so).
+            scans.push(p.clone());
         }
-        found.sort();
         scans.extend(found);
     }
     Ok(scans)
@@ -293,15 +319,36 @@ fn segment_one(
     structures: Option<&[usize]>,
     chatty: bool,
 ) -> Result<Report> {
-    let paths = output_paths(scan, a.out.as_deref(), a.split, &s.model.card.labels, structures);
-    check_outputs(scan, &paths)?;
-    let tile = s.plan_memory(scan)?;
-    let vol = read_volume_with(
+    let paths = output_paths(
         scan,
-        ReadOptions {
-            max_bytes: s.options.max_memory,
-        },
-    )?;
+        a.out.as_deref(),
+        a.split,
+        &s.model.card.labels,
+        structures,
+        a.output_format.into(),
+    );
+    check_outputs(scan, &paths)?;
+    let header = ScanHeader::open(scan, a.series.as_deref())?;
+    if let Some(modality) = header.modality() {
+        let expected = s.model.card.modality.to_string();
+        if !modality.eq_ignore_ascii_case(&expected) && !a.force {
+            bail!(
+                "{}: the series is {modality}, the model {} segments {expected} scans (--force to run it anyway)",
+                scan.display(),
+                s.model.source
+            );
+        }
+    } else if a.output_format == Format::DicomSeg {
+        bail!(
+            "{}: --output-format dicom-seg needs a DICOM series as input (this is a NIfTI file)",
+            scan.display()
+        );
+    }
+    let tile = s.plan_memory_for(scan, header.shape, &header.affine)?;
+    let scan_data = header.read(ReadOptions {
+        max_bytes: s.options.max_memory,
+    })?;
+    let vol = &scan_data.volume;
     let bar = if chatty {
         ProgressBar::new(0)
     } else {
@@ -309,7 +356,7 @@ fn segment_one(
     };
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tiles {elapsed} (eta {eta})").unwrap());
     bar.set_message(scan.file_name().unwrap_or_default().to_string_lossy().to_string());
-    let mut seg = s.segment(&vol, scan, tile, &|done, total| {
+    let mut seg = s.segment(vol, scan, tile, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         true
@@ -327,8 +374,7 @@ fn segment_one(
         ));
     }
     let report = write_outputs(
-        scan,
-        &vol,
+        &scan_data,
         &seg,
         s.model,
         &s.backend.name(),
@@ -344,7 +390,12 @@ fn segment_one(
                 .unwrap_or_default()
                 .to_string_lossy()
                 .to_string();
-            p.join(format!("{}.png", stem.trim_end_matches(".gz").trim_end_matches(".nii")))
+            p.join(format!(
+                "{}.png",
+                stem.trim_end_matches(".dcm")
+                    .trim_end_matches(".gz")
+                    .trim_end_matches(".nii")
+            ))
         } else {
             p.clone()
         };
@@ -352,7 +403,7 @@ fn segment_one(
             edge_seg_models::card::Intensity::Window { min, max, .. } => (min, max),
             edge_seg_models::card::Intensity::ZScore => percentile_window(&vol.data),
         };
-        let pv = edge_seg_runtime::preview::render(&vol, &seg.labels, &s.model.card.labels, window);
+        let pv = edge_seg_runtime::preview::render(vol, &seg.labels, &s.model.card.labels, window);
         edge_seg_runtime::preview::write_png(&dest, &pv.picture)?;
         if chatty {
             eprintln!("  preview {}", dest.display());

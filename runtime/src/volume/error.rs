@@ -68,6 +68,9 @@ pub enum Problem {
     Write(String),
     #[error("the output path is the input path; refusing to overwrite the scan")]
     OutputIsInput,
+    /// A DICOM file or series that cannot be read as a volume.
+    #[error("{0}")]
+    Dicom(String),
     #[error("{0}")]
     Other(String),
 }

@@ -17,6 +17,8 @@ pub enum AffineSource {
     Sform,
     Qform,
     Pixdim,
+    /// Built from a DICOM series (positions, orientation, pixel spacing).
+    Dicom,
 }
 
 impl AffineSource {
@@ -25,6 +27,7 @@ impl AffineSource {
             AffineSource::Sform => "sform",
             AffineSource::Qform => "qform",
             AffineSource::Pixdim => "pixdim (no sform or qform)",
+            AffineSource::Dicom => "DICOM ImagePositionPatient, ImageOrientationPatient and PixelSpacing",
         }
     }
 }

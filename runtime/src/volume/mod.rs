@@ -22,7 +22,7 @@ pub use header_affine::{
 pub use read::{
     read_header, read_volume, read_volume_bytes, read_volume_with, HeaderInfo, ReadOptions, NIFTI1_HEADER_BYTES,
 };
-pub use write::{check_not_input, check_output_path, write_float, write_i16, write_labels};
+pub use write::{check_not_input, check_output_location, check_output_path, write_float, write_i16, write_labels};
 
 use crate::geometry::Affine;
 

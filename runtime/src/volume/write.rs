@@ -30,12 +30,19 @@ fn nifti_suffix(path: &Path) -> Option<&'static str> {
 /// Check that `dest` can be written: a NIfTI suffix, an existing writable
 /// directory, not a directory itself.
 pub fn check_output_path(dest: &Path) -> Result<(), VolumeError> {
-    let err = |p| VolumeError::new(dest, p);
     if nifti_suffix(dest).is_none() {
-        return Err(err(Problem::Write(
-            "the output name must end in .nii or .nii.gz".into(),
-        )));
+        return Err(VolumeError::new(
+            dest,
+            Problem::Write("the output name must end in .nii or .nii.gz".into()),
+        ));
     }
+    check_output_location(dest)
+}
+
+/// Check a file can be created at `dest`: not a directory, in an existing,
+/// writable directory.
+pub fn check_output_location(dest: &Path) -> Result<(), VolumeError> {
+    let err = |p| VolumeError::new(dest, p);
     if dest.is_dir() {
         return Err(err(Problem::Write("is a directory".into())));
     }

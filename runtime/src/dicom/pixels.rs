@@ -1,0 +1,100 @@
+//! Decoding a series' frames into one float volume, each frame with its own
+//! RescaleSlope and RescaleIntercept (Hounsfield units for CT). Frames are
+//! decoded in parallel straight into their slice of the volume. Compressed
+//! transfer syntaxes go through dicom-pixeldata's pure-Rust codecs: JPEG
+//! baseline, extended and lossless, RLE lossless, deflate, JPEG 2000
+//! (openjp2); JPEG-LS and JPEG XL are not built and are refused by name.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
+use ndarray::{Array3, Axis};
+use rayon::prelude::*;
+
+use super::layout::Layout;
+use super::series::Series;
+use crate::error_text::source_text;
+use crate::volume::{Problem, ReadOptions, Volume, VolumeError};
+
+/// The series as a volume, its frames where `layout` (from
+/// [`super::layout::layout`]) placed them; the layout's notes become the
+/// volume's warnings.
+pub fn read_series(series: &Series, layout: &Layout, options: ReadOptions) -> Result<Volume, VolumeError> {
+    let [ni, nj, nk] = layout.shape;
+    let need = (ni * nj * nk) as u64 * 4;
+    if need > options.max_bytes {
+        return Err(VolumeError::new(
+            &series.source,
+            Problem::TooLarge {
+                shape: vec![ni as u64, nj as u64, nk as u64],
+                need_bytes: need,
+                limit_bytes: options.max_bytes,
+            },
+        ));
+    }
+    let open = |path: &Path| -> Result<DefaultDicomObject, VolumeError> {
+        OpenFileOptions::new().open_file(path).map_err(|e| {
+            VolumeError::new(
+                path,
+                Problem::Dicom(format!("cannot read the DICOM file: {}", source_text(&e))),
+            )
+        })
+    };
+    // Multi-frame objects are opened once and shared by their frames.
+    let mut multi: HashMap<&Path, DefaultDicomObject> = HashMap::new();
+    for f in series.frames.iter().filter(|f| f.multi_frame) {
+        if !multi.contains_key(f.file.as_path()) {
+            multi.insert(f.file.as_path(), open(&f.file)?);
+        }
+    }
+    let mut data = Array3::<f32>::zeros((nk, nj, ni));
+    let raw = ConvertOptions::new().with_modality_lut(ModalityLutOption::None);
+    data.axis_iter_mut(Axis(0)).into_par_iter().enumerate().try_for_each(
+        |(k, mut slab)| -> Result<(), VolumeError> {
+            let frame = &series.frames[layout.order[k]];
+            let fail = |m: String| {
+                VolumeError::new(
+                    &frame.file,
+                    Problem::Dicom(if frame.multi_frame {
+                        format!("frame {}: {m}", frame.frame + 1)
+                    } else {
+                        m
+                    }),
+                )
+            };
+            let owned;
+            let obj = match multi.get(frame.file.as_path()) {
+                Some(o) => o,
+                None => {
+                    owned = open(&frame.file)?;
+                    &owned
+                }
+            };
+            let decoded = obj
+                .decode_pixel_data_frame(frame.frame)
+                .map_err(|e| fail(format!("cannot decode the pixel data: {}", source_text(&e))))?;
+            let values: Vec<f32> = decoded
+                .to_vec_frame_with_options(0, &raw)
+                .map_err(|e| fail(format!("cannot convert the pixel data: {}", source_text(&e))))?;
+            if values.len() != ni * nj {
+                return Err(fail(format!(
+                    "the pixel data holds {} values, the header says {}x{}",
+                    values.len(),
+                    ni,
+                    nj
+                )));
+            }
+            let (slope, intercept) = frame.rescale;
+            for (dst, src) in slab.iter_mut().zip(values) {
+                *dst = (src as f64 * slope + intercept) as f32;
+            }
+            Ok(())
+        },
+    )?;
+    let mut volume = Volume::from_array(data, layout.affine);
+    volume.warnings = layout.notes.clone();
+    volume.affine_source = crate::volume::AffineSource::Dicom;
+    Ok(volume)
+}
