@@ -75,6 +75,40 @@ pub fn read_series(series: &Series, layout: &Layout, options: ReadOptions) -> Re
             let decoded = obj
                 .decode_pixel_data_frame(frame.frame)
                 .map_err(|e| fail(format!("cannot decode the pixel data: {}", source_text(&e))))?;
+            let (slope, intercept) = frame.rescale;
+            let dst = slab
+                .as_slice_mut()
+                .expect("slices of a standard-layout array are contiguous");
+            let big_endian = obj.meta().transfer_syntax().trim_end_matches('\0') == "1.2.840.10008.1.2.2";
+            if decoded.bits_allocated() == 16 && decoded.samples_per_pixel() == 1 && !big_endian {
+                // The common case (CT and MR): 16-bit samples converted here,
+                // with BitsStored honoured (masked, or sign-extended).
+                let bytes = decoded
+                    .frame_data(0)
+                    .map_err(|e| fail(format!("cannot read the pixel data: {}", source_text(&e))))?;
+                if bytes.len() < 2 * ni * nj {
+                    return Err(fail(format!(
+                        "the pixel data holds {} bytes, the header says {}x{} 16-bit pixels",
+                        bytes.len(),
+                        ni,
+                        nj
+                    )));
+                }
+                let stored = decoded.bits_stored().clamp(1, 16) as u32;
+                let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
+                let shift = 16 - stored;
+                let mask = (u32::MAX >> (32 - stored)) as u16;
+                for (d, b) in dst.iter_mut().zip(bytes.chunks_exact(2)) {
+                    let v = u16::from_le_bytes([b[0], b[1]]);
+                    let raw = if signed {
+                        (((v << shift) as i16) >> shift) as f64
+                    } else {
+                        (v & mask) as f64
+                    };
+                    *d = (raw * slope + intercept) as f32;
+                }
+                return Ok(());
+            }
             let values: Vec<f32> = decoded
                 .to_vec_frame_with_options(0, &raw)
                 .map_err(|e| fail(format!("cannot convert the pixel data: {}", source_text(&e))))?;
@@ -86,9 +120,8 @@ pub fn read_series(series: &Series, layout: &Layout, options: ReadOptions) -> Re
                     nj
                 )));
             }
-            let (slope, intercept) = frame.rescale;
-            for (dst, src) in slab.iter_mut().zip(values) {
-                *dst = (src as f64 * slope + intercept) as f32;
+            for (d, src) in dst.iter_mut().zip(values) {
+                *d = (src as f64 * slope + intercept) as f32;
             }
             Ok(())
         },

@@ -197,9 +197,35 @@ fn rescale_is_applied_per_slice() {
         rescale_intercept: -1100.0,
         ..Default::default()
     };
-    write_series(&original, dir.path(), &options).unwrap();
+    let files = write_series(&original, dir.path(), &options).unwrap();
     let back = read_dir(dir.path());
     assert_eq!(back.data, original.data);
+    // The same samples declared unsigned with 12 bits stored, and garbage
+    // in the 4 unused high bits: masked off.
+    for f in &files {
+        let mut obj = open_file(f).unwrap();
+        let put = |obj: &mut dicom_object::DefaultDicomObject, tag, v: u16| {
+            obj.put(dicom_core::DataElement::new(
+                tag,
+                dicom_core::VR::US,
+                dicom_core::PrimitiveValue::from(v),
+            ));
+        };
+        put(&mut obj, tags::PIXEL_REPRESENTATION, 0);
+        put(&mut obj, tags::BITS_STORED, 12);
+        put(&mut obj, tags::HIGH_BIT, 11);
+        let mut bytes = obj.element(tags::PIXEL_DATA).unwrap().to_bytes().unwrap().to_vec();
+        for pair in bytes.chunks_exact_mut(2) {
+            pair[1] |= 0xa0;
+        }
+        obj.put(dicom_core::DataElement::new(
+            tags::PIXEL_DATA,
+            dicom_core::VR::OW,
+            dicom_core::PrimitiveValue::U8(bytes.into()),
+        ));
+        obj.write_to_file(f).unwrap();
+    }
+    assert_eq!(read_dir(dir.path()).data, original.data);
 }
 
 #[test]

@@ -88,21 +88,29 @@ impl Volume {
     }
 
     pub fn stats(&self) -> Stats {
-        let mut non_finite = 0u64;
-        let mut min = f32::INFINITY;
-        let mut max = f32::NEG_INFINITY;
-        let mut sum = 0.0f64;
-        let mut n = 0u64;
-        for &v in self.data.iter() {
-            if v.is_finite() {
-                min = min.min(v);
-                max = max.max(v);
-                sum += v as f64;
-                n += 1;
-            } else {
-                non_finite += 1;
+        use rayon::prelude::*;
+        // (min, max, sum, finite count, non-finite count) of a run of voxels.
+        type Part = (f32, f32, f64, u64, u64);
+        let part = |values: &[f32]| -> Part {
+            let mut p: Part = (f32::INFINITY, f32::NEG_INFINITY, 0.0, 0, 0);
+            for &v in values {
+                if v.is_finite() {
+                    p.0 = p.0.min(v);
+                    p.1 = p.1.max(v);
+                    p.2 += v as f64;
+                    p.3 += 1;
+                } else {
+                    p.4 += 1;
+                }
             }
-        }
+            p
+        };
+        let merge = |a: Part, b: Part| -> Part { (a.0.min(b.0), a.1.max(b.1), a.2 + b.2, a.3 + b.3, a.4 + b.4) };
+        let empty: Part = (f32::INFINITY, f32::NEG_INFINITY, 0.0, 0, 0);
+        let (min, max, sum, n, non_finite) = match self.data.as_slice() {
+            Some(all) => all.par_chunks(1 << 16).map(part).reduce(|| empty, merge),
+            None => part(&self.data.iter().copied().collect::<Vec<f32>>()),
+        };
         Stats {
             min,
             max,
