@@ -353,3 +353,79 @@ fn series_choice_modality_and_format_are_checked() {
     assert_clean_failure(&r, "scan.nii.gz");
     assert!(text(&r).contains("needs a DICOM series"), "{}", text(&r));
 }
+
+/// The folder of DICOM files that ships with pydicom.
+fn pydicom_files(py: &Path) -> PathBuf {
+    let out = std::process::Command::new(py)
+        .args([
+            "-c",
+            "import os, pydicom; print(os.path.join(os.path.dirname(pydicom.__file__), 'data', 'test_files'))",
+        ])
+        .output()
+        .unwrap();
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[test]
+fn real_files_from_pydicom() {
+    let Some(py) = python_with(&["SimpleITK", "pydicom", "numpy"]) else {
+        return;
+    };
+    let data = pydicom_files(&py);
+    // One MR slice in six encodings: the same values from each codec we build.
+    let plain = info_json(&data.join("MR_small.dcm"));
+    assert_eq!(plain["shape"], serde_json::json!([64, 64, 1]), "{plain:#}");
+    let sitk: serde_json::Value = serde_json::from_str(&run_python(
+        &py,
+        "dicom_peer.py",
+        &["sitk-info", data.join("MR_small.dcm").to_str().unwrap()],
+    ))
+    .unwrap();
+    for k in ["min", "max", "mean"] {
+        assert!(
+            (plain[k].as_f64().unwrap() - sitk[k].as_f64().unwrap()).abs() < 1e-6,
+            "{k}: {plain:#} vs {sitk}"
+        );
+    }
+    // In-plane geometry and origin as SimpleITK has them (the slice
+    // spacing of a single slice is a convention: SliceThickness here).
+    for r in 0..3 {
+        for c in [0, 1, 3] {
+            let (a, b) = (
+                plain["affine"][r][c].as_f64().unwrap(),
+                sitk["affine"][r][c].as_f64().unwrap(),
+            );
+            assert!((a - b).abs() < 1e-4, "affine[{r}][{c}] {a} vs {b}");
+        }
+    }
+    for name in [
+        "MR_small_RLE.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_expb.dcm",
+    ] {
+        let other = info_json(&data.join(name));
+        for k in ["shape", "min", "max", "mean", "affine"] {
+            assert_eq!(other[k], plain[k], "{name}: {k}");
+        }
+    }
+    // What we do not read is refused by name: JPEG-LS (not built), a
+    // truncated file, colour images, a file holding no image, a file
+    // without the Part 10 preamble and marker.
+    for (name, expected) in [
+        ("MR_small_jpeg_ls_lossless.dcm", "JPEG-LS"),
+        ("MR_truncated.dcm", "MR_truncated.dcm"),
+        ("SC_rgb_small_odd.dcm", "not grey-level"),
+        ("rtplan.dcm", "no DICOM image series"),
+        ("rtstruct.dcm", "not a DICOM file"),
+    ] {
+        let r = run("edge-seg", &["info", data.join(name).to_str().unwrap()]);
+        assert_clean_failure(&r, name);
+        assert!(
+            text(&r).contains(expected),
+            "{name}: expected {expected:?} in {}",
+            text(&r)
+        );
+    }
+}

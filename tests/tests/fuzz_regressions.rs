@@ -43,6 +43,25 @@ fn nifti_regressions() {
 }
 
 #[test]
+fn dicom_regressions() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in inputs("dicom") {
+        let path = dir.path().join(&name);
+        std::fs::write(&path, &bytes).unwrap();
+        let r = std::panic::catch_unwind(|| {
+            if let Ok(all) = edge_seg_runtime::dicom::find_series(std::slice::from_ref(&path)) {
+                for s in &all {
+                    if let Ok(l) = edge_seg_runtime::dicom::layout::layout(s) {
+                        let _ = edge_seg_runtime::dicom::read_series(s, &l, ReadOptions { max_bytes: 1 << 20 });
+                    }
+                }
+            }
+        });
+        assert!(r.is_ok(), "{name} panics");
+    }
+}
+
+#[test]
 fn card_and_manifest_regressions() {
     for (name, bytes) in inputs("card") {
         let text = String::from_utf8_lossy(&bytes).to_string();

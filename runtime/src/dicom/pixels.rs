@@ -18,6 +18,28 @@ use super::series::Series;
 use crate::error_text::source_text;
 use crate::volume::{Problem, ReadOptions, Volume, VolumeError};
 
+/// Names of compressed transfer syntaxes, for messages about them.
+pub fn transfer_syntax_name(uid: &str) -> Option<&'static str> {
+    Some(match uid {
+        "1.2.840.10008.1.2.5" => "RLE Lossless",
+        "1.2.840.10008.1.2.4.50" => "JPEG Baseline",
+        "1.2.840.10008.1.2.4.51" => "JPEG Extended",
+        "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => "JPEG Lossless",
+        "1.2.840.10008.1.2.4.80" => "JPEG-LS Lossless (not supported: this build has no JPEG-LS codec)",
+        "1.2.840.10008.1.2.4.81" => "JPEG-LS Near-Lossless (not supported: this build has no JPEG-LS codec)",
+        "1.2.840.10008.1.2.4.90" => "JPEG 2000 Lossless",
+        "1.2.840.10008.1.2.4.91" => "JPEG 2000",
+        "1.2.840.10008.1.2.4.201" | "1.2.840.10008.1.2.4.202" | "1.2.840.10008.1.2.4.203" => {
+            "High-Throughput JPEG 2000 (not supported)"
+        }
+        "1.2.840.10008.1.2.4.110" | "1.2.840.10008.1.2.4.111" | "1.2.840.10008.1.2.4.112" => {
+            "JPEG XL (not supported: this build has no JPEG XL codec)"
+        }
+        u if u.starts_with("1.2.840.10008.1.2.4.10") => "MPEG video (not supported)",
+        _ => return None,
+    })
+}
+
 /// The series as a volume, its frames where `layout` (from
 /// [`super::layout::layout`]) placed them; the layout's notes become the
 /// volume's warnings.
@@ -72,9 +94,16 @@ pub fn read_series(series: &Series, layout: &Layout, options: ReadOptions) -> Re
                     &owned
                 }
             };
-            let decoded = obj
-                .decode_pixel_data_frame(frame.frame)
-                .map_err(|e| fail(format!("cannot decode the pixel data: {}", source_text(&e))))?;
+            let decoded = obj.decode_pixel_data_frame(frame.frame).map_err(|e| {
+                let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
+                fail(format!(
+                    "cannot decode the pixel data ({}): {}",
+                    transfer_syntax_name(ts)
+                        .map(|n| format!("{n}, transfer syntax {ts}"))
+                        .unwrap_or_else(|| format!("transfer syntax {ts}")),
+                    source_text(&e)
+                ))
+            })?;
             let (slope, intercept) = frame.rescale;
             let dst = slab
                 .as_slice_mut()
