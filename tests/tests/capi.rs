@@ -67,19 +67,24 @@ fn small_scan(path: &Path) {
     Volume::from_array(data, a).write_float(path).unwrap();
 }
 
+/// The shipped sample scan with the default model when the build has one,
+/// else a small scan and a tiny random model (its path as extra arguments).
+fn scan_and_model(dir: &Path) -> (PathBuf, Vec<String>) {
+    if repo().join("models/zoo/default.onnx").exists() {
+        (repo().join("models/zoo/sample_ct.nii.gz"), vec![])
+    } else {
+        let s = dir.join("scan.nii.gz");
+        small_scan(&s);
+        (s, vec![tiny_model(dir).display().to_string()])
+    }
+}
+
 #[test]
 fn c_example_matches_edge_seg_infer() {
     let dir = tempfile::tempdir().unwrap();
     let exe = compile_example(dir.path());
     // The shipped sample scan with the default model when the build has one.
-    let default = repo().join("models/zoo/default.onnx");
-    let (scan, model_args): (PathBuf, Vec<String>) = if default.exists() {
-        (repo().join("models/zoo/sample_ct.nii.gz"), vec![])
-    } else {
-        let s = dir.path().join("scan.nii.gz");
-        small_scan(&s);
-        (s, vec![tiny_model(dir.path()).display().to_string()])
-    };
+    let (scan, model_args) = scan_and_model(dir.path());
     let c_out = dir.path().join("c.seg.nii.gz");
     let o = Command::new(&exe)
         .arg(&scan)
@@ -188,14 +193,7 @@ fn c_example_is_clean_under_valgrind() {
 fn c_example_segments_a_dicom_series() {
     let dir = tempfile::tempdir().unwrap();
     let exe = compile_example(dir.path());
-    let default = repo().join("models/zoo/default.onnx");
-    let (scan, model_args): (PathBuf, Vec<String>) = if default.exists() {
-        (repo().join("models/zoo/sample_ct.nii.gz"), vec![])
-    } else {
-        let s = dir.path().join("scan.nii.gz");
-        small_scan(&s);
-        (s, vec![tiny_model(dir.path()).display().to_string()])
-    };
+    let (scan, model_args) = scan_and_model(dir.path());
     let vol = read_volume(&scan).unwrap();
     let series = dir.path().join("series");
     edge_seg_runtime::dicom::synthetic::write_series(

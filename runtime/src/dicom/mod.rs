@@ -1,5 +1,6 @@
 //! DICOM: image series in, a Segmentation object out.
 //!
+//! - [`elements`]: typed reads of data elements and the writers' shorthands;
 //! - [`series`]: finding the image objects in folders and files, grouped
 //!   by series (headers only);
 //! - [`layout`]: ordering a series' slices in space, the checks that refuse
@@ -15,6 +16,7 @@
 //! normal (k), exactly as ITK (and so SimpleITK) builds it, with the affine
 //! converted from DICOM's LPS to the RAS+ convention of NIfTI.
 
+pub mod elements;
 pub mod layout;
 pub mod pixels;
 pub mod seg;

@@ -7,8 +7,7 @@
 
 use std::path::Path;
 
-use dicom_core::value::DataSetSequence;
-use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_core::{PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject};
 use edge_seg_models::atomic::{write_with, AtomicWriteError};
@@ -17,6 +16,7 @@ use edge_seg_models::terminology::Code;
 use edge_seg_models::ModelCard;
 use ndarray::{ArrayView3, Axis};
 
+use super::elements::{ds, ds_multi, put, sequence, wrapped};
 use super::layout::Layout;
 use super::series::Series;
 use super::uid::new_uid;
@@ -41,25 +41,12 @@ pub struct SegSummary {
     pub series_instance_uid: String,
 }
 
-fn put(obj: &mut InMemDicomObject, tag: Tag, vr: VR, value: impl Into<PrimitiveValue>) {
-    obj.put(DataElement::new(tag, vr, value.into()));
-}
-
-fn sequence(tag: Tag, items: Vec<InMemDicomObject>) -> DataElement<InMemDicomObject> {
-    DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
-}
-
 fn code_item(code: &Code) -> InMemDicomObject {
     let mut item = InMemDicomObject::new_empty();
     put(&mut item, tags::CODE_VALUE, VR::SH, code.value.as_str());
     put(&mut item, tags::CODING_SCHEME_DESIGNATOR, VR::SH, code.scheme.as_str());
     put(&mut item, tags::CODE_MEANING, VR::LO, code.meaning.as_str());
     item
-}
-
-fn ds(v: f64) -> String {
-    let s = format!("{v:.6}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// sRGB (0–255) → DICOM's scaled CIELab (PS3.3 C.10.7.1.1: L* 0–100 and
@@ -344,15 +331,13 @@ pub fn build_seg(
     );
     put(&mut measures, tags::SPACING_BETWEEN_SLICES, VR::DS, ds(slice_spacing));
     shared.put(sequence(tags::PIXEL_MEASURES_SEQUENCE, vec![measures]));
-    let mut plane = InMemDicomObject::new_empty();
     let o = first.orientation.expect("a laid-out series has an orientation");
-    put(
-        &mut plane,
+    shared.put(wrapped(
+        tags::PLANE_ORIENTATION_SEQUENCE,
         tags::IMAGE_ORIENTATION_PATIENT,
         VR::DS,
-        o.iter().map(|&v| ds(v)).collect::<Vec<_>>().join("\\"),
-    );
-    shared.put(sequence(tags::PLANE_ORIENTATION_SEQUENCE, vec![plane]));
+        ds_multi(&o),
+    ));
     obj.put(sequence(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, vec![shared]));
 
     // Frames, segment by segment; their pixels packed one bit per pixel,
@@ -410,31 +395,25 @@ pub fn build_seg(
             ));
             derivation.put(sequence(tags::SOURCE_IMAGE_SEQUENCE, vec![src]));
             item.put(sequence(tags::DERIVATION_IMAGE_SEQUENCE, vec![derivation]));
-            let mut content = InMemDicomObject::new_empty();
-            put(
-                &mut content,
+            item.put(wrapped(
+                tags::FRAME_CONTENT_SEQUENCE,
                 tags::DIMENSION_INDEX_VALUES,
                 VR::UL,
                 PrimitiveValue::U32(vec![number as u32, k as u32 + 1].into()),
-            );
-            item.put(sequence(tags::FRAME_CONTENT_SEQUENCE, vec![content]));
-            let mut position = InMemDicomObject::new_empty();
+            ));
             let p = source.position.expect("a laid-out series has positions");
-            put(
-                &mut position,
+            item.put(wrapped(
+                tags::PLANE_POSITION_SEQUENCE,
                 tags::IMAGE_POSITION_PATIENT,
                 VR::DS,
-                p.iter().map(|&v| ds(v)).collect::<Vec<_>>().join("\\"),
-            );
-            item.put(sequence(tags::PLANE_POSITION_SEQUENCE, vec![position]));
-            let mut ident = InMemDicomObject::new_empty();
-            put(
-                &mut ident,
+                ds_multi(&p),
+            ));
+            item.put(wrapped(
+                tags::SEGMENT_IDENTIFICATION_SEQUENCE,
                 tags::REFERENCED_SEGMENT_NUMBER,
                 VR::US,
                 PrimitiveValue::from(number),
-            );
-            item.put(sequence(tags::SEGMENT_IDENTIFICATION_SEQUENCE, vec![ident]));
+            ));
             per_frame.push(item);
         }
     }

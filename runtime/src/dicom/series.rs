@@ -11,6 +11,7 @@ use dicom_dictionary_std::{tags, uids};
 use dicom_object::{InMemDicomObject, OpenFileOptions};
 use rayon::prelude::*;
 
+use super::elements::{first_item, floats, int, text};
 use crate::volume::{Problem, VolumeError};
 
 /// One image plane: a single-frame object, or one frame of a multi-frame
@@ -256,25 +257,6 @@ const CONTEXT_TAGS: [Tag; 13] = [
 
 /// Modalities whose objects are not images to segment.
 const NON_IMAGE_MODALITIES: [&str; 8] = ["SEG", "RTSTRUCT", "SR", "PR", "KO", "RTPLAN", "REG", "RTDOSE"];
-
-pub(crate) fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let e = obj.get(tag)?;
-    let s = e.to_str().ok()?;
-    let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\0');
-    (!s.is_empty()).then(|| s.to_string())
-}
-
-pub(crate) fn floats(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<f64>> {
-    obj.get(tag)?.to_multi_float64().ok().filter(|v| !v.is_empty())
-}
-
-pub(crate) fn int(obj: &InMemDicomObject, tag: Tag) -> Option<i64> {
-    obj.get(tag)?.to_int::<i64>().ok()
-}
-
-pub(crate) fn first_item(obj: &InMemDicomObject, tag: Tag) -> Option<&InMemDicomObject> {
-    obj.get(tag)?.items()?.first()
-}
 
 fn array<const N: usize>(v: Option<Vec<f64>>) -> Option<[f64; N]> {
     let v = v?;

@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use dicom_core::value::DataSetSequence;
-use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_core::{PrimitiveValue, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 
+use super::elements::{ds, ds_multi, put, sequence, wrapped};
 use super::uid::new_uid;
 use crate::volume::{Problem, Volume, VolumeError};
 
@@ -45,29 +45,6 @@ impl Default for SeriesOptions {
             study_uid: None,
         }
     }
-}
-
-fn put(obj: &mut InMemDicomObject, tag: Tag, vr: VR, value: impl Into<PrimitiveValue>) {
-    obj.put(DataElement::new(tag, vr, value.into()));
-}
-
-fn ds(v: f64) -> String {
-    // Decimal strings hold at most 16 characters.
-    let s = format!("{v:.6}");
-    let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    if s == "-0" {
-        "0".into()
-    } else {
-        s
-    }
-}
-
-fn ds_multi(v: &[f64]) -> String {
-    v.iter().map(|&x| ds(x)).collect::<Vec<_>>().join("\\")
-}
-
-fn sequence(tag: Tag, items: Vec<InMemDicomObject>) -> DataElement<InMemDicomObject> {
-    DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
 }
 
 /// Write `volume` into `dir` (created if needed) as one series; returns the
@@ -197,14 +174,12 @@ pub fn write_series(volume: &Volume, dir: &Path, options: &SeriesOptions) -> Res
     put(&mut measures, tags::PIXEL_SPACING, VR::DS, spacing.as_str());
     put(&mut measures, tags::SLICE_THICKNESS, VR::DS, thickness.as_str());
     shared.put(sequence(tags::PIXEL_MEASURES_SEQUENCE, vec![measures]));
-    let mut plane = InMemDicomObject::new_empty();
-    put(
-        &mut plane,
+    shared.put(wrapped(
+        tags::PLANE_ORIENTATION_SEQUENCE,
         tags::IMAGE_ORIENTATION_PATIENT,
         VR::DS,
         ds_multi(&orientation),
-    );
-    shared.put(sequence(tags::PLANE_ORIENTATION_SEQUENCE, vec![plane]));
+    ));
     let mut transform = InMemDicomObject::new_empty();
     put(
         &mut transform,
@@ -220,9 +195,12 @@ pub fn write_series(volume: &Volume, dir: &Path, options: &SeriesOptions) -> Res
         .iter()
         .map(|p| {
             let mut item = InMemDicomObject::new_empty();
-            let mut position = InMemDicomObject::new_empty();
-            put(&mut position, tags::IMAGE_POSITION_PATIENT, VR::DS, ds_multi(p));
-            item.put(sequence(tags::PLANE_POSITION_SEQUENCE, vec![position]));
+            item.put(wrapped(
+                tags::PLANE_POSITION_SEQUENCE,
+                tags::IMAGE_POSITION_PATIENT,
+                VR::DS,
+                ds_multi(p),
+            ));
             item
         })
         .collect();
