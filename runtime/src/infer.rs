@@ -16,7 +16,7 @@ use crate::model::Model;
 use crate::preprocess::{is_resampled, preprocess, PreprocessSpec};
 use crate::scores::decode;
 use crate::scores::softmax_channels;
-use crate::tiling::{segment, segment_labels, volume_scores, TilePlan};
+use crate::tiling::{TilePlan, Tiling};
 use crate::volume::{Problem, Volume, VolumeError};
 use crate::{postprocess, volume};
 
@@ -274,8 +274,13 @@ impl Segmenter<'_> {
             check_cancel()?;
             self.forward(t)
         };
+        let tiling = Tiling {
+            parallel: self.options.parallel_tiles,
+            progress: &tick,
+            ..Tiling::new(pre.data.view(), &plan, pad)
+        };
         let labels = if resample_scores {
-            volume_scores(pre.data.view(), &plan, pad, self.options.parallel_tiles, forward, &tick).and_then(|scores| {
+            tiling.volume_scores(forward).and_then(|scores| {
                 check_cancel()?;
                 Ok(pre.scores_to_crop(scores.view(), card.decode))
             })
@@ -287,19 +292,11 @@ impl Segmenter<'_> {
                     None => self.forward(t).map(|s| decode(s.view(), Decode::Argmax)),
                 }
             };
-            segment_labels(pre.data.view(), &plan, pad, self.options.parallel_tiles, forward, &tick)
-                .map(|labels| pre.labels_to_crop(&labels))
+            tiling.segment_labels(forward).map(|labels| pre.labels_to_crop(&labels))
         } else {
-            segment(
-                pre.data.view(),
-                &plan,
-                pad,
-                card.decode,
-                self.options.parallel_tiles,
-                forward,
-                &tick,
-            )
-            .map(|labels| pre.labels_to_crop(&labels))
+            tiling
+                .segment(card.decode, forward)
+                .map(|labels| pre.labels_to_crop(&labels))
         };
         // A cancelled job is told by the flag, whatever the tiles returned.
         if cancelled.load(Ordering::Relaxed) {

@@ -42,6 +42,44 @@ pub struct TilePlan {
     pub tiles: Vec<TilePos>,
 }
 
+/// Where a piece of a result lands in the volume: whole z-rows from `z0`
+/// (a finished slab of blended tiles), or the kept box of an exact tile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Region {
+    Rows(usize),
+    Kept([std::ops::Range<usize>; 3]),
+}
+
+impl Region {
+    fn of_tile(tile: &TilePos) -> Region {
+        Region::Kept([0, 1, 2].map(|d| tile.keep_start[d]..tile.keep_end[d]))
+    }
+
+    /// The region in a `[z, y, x]` array, for a piece of `rows` z-rows.
+    pub fn in3<'a, A>(&self, a: &'a mut Array3<A>, rows: usize) -> ndarray::ArrayViewMut3<'a, A> {
+        match self {
+            Region::Rows(z0) => a.slice_mut(s![*z0..*z0 + rows, .., ..]),
+            Region::Kept([z, y, x]) => a.slice_mut(s![z.clone(), y.clone(), x.clone()]),
+        }
+    }
+
+    /// The region in a `[C, z, y, x]` array.
+    pub fn in4<'a, A>(&self, a: &'a mut Array4<A>, rows: usize) -> ndarray::ArrayViewMut4<'a, A> {
+        match self {
+            Region::Rows(z0) => a.slice_mut(s![.., *z0..*z0 + rows, .., ..]),
+            Region::Kept([z, y, x]) => a.slice_mut(s![.., z.clone(), y.clone(), x.clone()]),
+        }
+    }
+}
+
+/// A model output of spatial shape `got` where `expected` was planned.
+fn check_output(got: [usize; 3], expected: [usize; 3]) -> Result<(), String> {
+    if got != expected {
+        return Err(format!("the model returned a {got:?} tile, expected {expected:?}"));
+    }
+    Ok(())
+}
+
 /// Starts of `count` tiles of size `tile` evenly spread over `[0, n − tile]`.
 fn spread(n: usize, tile: usize, count: usize) -> Vec<i64> {
     if count <= 1 || n <= tile {
@@ -54,6 +92,15 @@ fn spread(n: usize, tile: usize, count: usize) -> Vec<i64> {
 }
 
 impl TilePlan {
+    /// Refuse a volume of another shape than the plan's.
+    fn check_volume(&self, volume: &ArrayView3<f32>) -> Result<(), String> {
+        let d = volume.dim();
+        if [d.0, d.1, d.2] != self.volume {
+            return Err(format!("volume {d:?} does not match the plan's {:?}", self.volume));
+        }
+        Ok(())
+    }
+
     /// Plan tiles of input size `input` for `spec` over a volume `[z, y, x]`.
     /// `overlap` is used for same-padded (blended) networks only.
     pub fn new(spec: &NetworkSpec, volume: [usize; 3], input: [usize; 3], overlap: f64) -> Result<TilePlan, String> {
@@ -183,62 +230,86 @@ pub fn gaussian_map(size: [usize; 3]) -> Array3<f32> {
     m
 }
 
+/// One sliding-window pass: the volume (model grid, `[z, y, x]`), its tile
+/// plan, the value outside the volume, whether tiles run concurrently (as
+/// many at a time as rayon has threads; results are still combined in tile
+/// order, so they do not change), and a callback after each tile.
+#[derive(Clone, Copy)]
+pub struct Tiling<'a> {
+    pub volume: ArrayView3<'a, f32>,
+    pub plan: &'a TilePlan,
+    pub pad: f32,
+    pub parallel: bool,
+    pub progress: &'a (dyn Fn() + Sync),
+}
+
+fn no_progress() {}
+
+impl<'a> Tiling<'a> {
+    /// Tiles one at a time, no progress callback.
+    pub fn new(volume: ArrayView3<'a, f32>, plan: &'a TilePlan, pad: f32) -> Tiling<'a> {
+        Tiling {
+            volume,
+            plan,
+            pad,
+            parallel: false,
+            progress: &no_progress,
+        }
+    }
+}
+
 /// A forward pass: input window `[z, y, x]` → scores `[C, z', y', x']`.
 pub type TileResult = Result<Array4<f32>, String>;
 
-/// Exactly tiled inference: calls `sink(tile, scores)` with the kept part
-/// of every tile's scores (`[C, z, y, x]` over `[keep_start, keep_end)`).
-/// `parallel` runs tiles concurrently; sinks are called in tile order.
-pub fn exact_tiles<F>(
-    volume: ArrayView3<f32>,
-    plan: &TilePlan,
-    pad: f32,
-    parallel: bool,
-    forward: F,
-    progress: &(dyn Fn() + Sync),
-    sink: impl FnMut(&TilePos, Array4<f32>) + Send,
-) -> Result<(), String>
-where
-    F: Fn(&Array3<f32>) -> TileResult + Sync,
-{
-    let keep = |scores: Array4<f32>, k0: [usize; 3], k1: [usize; 3]| {
-        check_scores(&scores, plan.output)?;
-        Ok(scores
-            .slice(s![.., k0[0]..k1[0], k0[1]..k1[1], k0[2]..k1[2]])
-            .to_owned())
-    };
-    each_exact_tile(volume, plan, pad, parallel, forward, keep, progress, sink)
+impl Tiling<'_> {
+    /// Exactly tiled inference: calls `sink(tile, scores)` with the kept part
+    /// of every tile's scores (`[C, z, y, x]` over `[keep_start, keep_end)`).
+    /// `parallel` runs tiles concurrently; sinks are called in tile order.
+    pub fn exact_tiles<F>(&self, forward: F, sink: impl FnMut(&TilePos, Array4<f32>) + Send) -> Result<(), String>
+    where
+        F: Fn(&Array3<f32>) -> TileResult + Sync,
+    {
+        let Tiling { plan, .. } = *self;
+        let keep = |scores: Array4<f32>, k0: [usize; 3], k1: [usize; 3]| {
+            let (_, z, y, x) = scores.dim();
+            check_output([z, y, x], plan.output)?;
+            Ok(scores
+                .slice(s![.., k0[0]..k1[0], k0[1]..k1[1], k0[2]..k1[2]])
+                .to_owned())
+        };
+        self.each_exact_tile(forward, keep, sink)
+    }
 }
 
-/// The loop of exactly tiled inference over any per-tile result: `forward`
-/// runs a tile, `keep(result, k0, k1)` cuts out the kept output region
-/// `[k0, k1)` (tile coordinates), and `sink` receives it in tile order.
-#[allow(clippy::too_many_arguments)]
-fn each_exact_tile<T, F, K>(
-    volume: ArrayView3<f32>,
-    plan: &TilePlan,
-    pad: f32,
-    parallel: bool,
-    forward: F,
-    keep: K,
-    progress: &(dyn Fn() + Sync),
-    sink: impl FnMut(&TilePos, T) + Send,
-) -> Result<(), String>
-where
-    T: Send,
-    F: Fn(&Array3<f32>) -> Result<T, String> + Sync,
-    K: Fn(T, [usize; 3], [usize; 3]) -> Result<T, String> + Sync,
-{
-    let run_tile = |tile: &TilePos| -> Result<T, String> {
-        let input = extract_input(volume, tile, plan.input, pad);
-        let result = forward(&input)?;
-        let k0 = [0, 1, 2].map(|d| tile.keep_start[d] - tile.output_start[d] as usize);
-        let k1 = [0, 1, 2].map(|d| tile.keep_end[d] - tile.output_start[d] as usize);
-        let kept = keep(result, k0, k1)?;
-        progress();
-        Ok(kept)
-    };
-    in_tile_order(&plan.tiles, parallel, run_tile, sink)
+impl Tiling<'_> {
+    /// The loop of exactly tiled inference over any per-tile result: `forward`
+    /// runs a tile, `keep(result, k0, k1)` cuts out the kept output region
+    /// `[k0, k1)` (tile coordinates), and `sink` receives it in tile order.
+    #[allow(clippy::too_many_arguments)]
+    fn each_exact_tile<T, F, K>(&self, forward: F, keep: K, sink: impl FnMut(&TilePos, T) + Send) -> Result<(), String>
+    where
+        T: Send,
+        F: Fn(&Array3<f32>) -> Result<T, String> + Sync,
+        K: Fn(T, [usize; 3], [usize; 3]) -> Result<T, String> + Sync,
+    {
+        let Tiling {
+            volume,
+            plan,
+            pad,
+            parallel,
+            progress,
+        } = *self;
+        let run_tile = |tile: &TilePos| -> Result<T, String> {
+            let input = extract_input(volume, tile, plan.input, pad);
+            let result = forward(&input)?;
+            let k0 = [0, 1, 2].map(|d| tile.keep_start[d] - tile.output_start[d] as usize);
+            let k1 = [0, 1, 2].map(|d| tile.keep_end[d] - tile.output_start[d] as usize);
+            let kept = keep(result, k0, k1)?;
+            progress();
+            Ok(kept)
+        };
+        in_tile_order(&plan.tiles, parallel, run_tile, sink)
+    }
 }
 
 /// Run `run` on each of `tiles` and hand the results to `sink` in tile
@@ -265,137 +336,86 @@ fn in_tile_order<I: Sync, T: Send>(
     Ok(())
 }
 
-/// Exactly tiled segmentation with a forward pass that returns labels
-/// (`[z', y', x']`, e.g. an argmax computed where the scores are), so no
-/// tile's scores reach the host. Only for exact (valid-convolution) plans.
-pub fn segment_labels<F>(
-    volume: ArrayView3<f32>,
-    plan: &TilePlan,
-    pad: f32,
-    parallel: bool,
-    forward: F,
-    progress: &(dyn Fn() + Sync),
-) -> Result<Array3<u16>, String>
-where
-    F: Fn(&Array3<f32>) -> Result<Array3<u16>, String> + Sync,
-{
-    if plan.blended {
-        return Err("labels-only inference needs an exactly tiled (valid-convolution) plan".into());
-    }
-    let dims = volume.dim();
-    if [dims.0, dims.1, dims.2] != plan.volume {
-        return Err(format!("volume {dims:?} does not match the plan's {:?}", plan.volume));
-    }
-    let keep = |labels: Array3<u16>, k0: [usize; 3], k1: [usize; 3]| {
-        let (z, y, x) = labels.dim();
-        if [z, y, x] != plan.output {
-            return Err(format!(
-                "the model returned a {:?} tile, expected {:?}",
-                [z, y, x],
-                plan.output
-            ));
+impl Tiling<'_> {
+    /// Exactly tiled segmentation with a forward pass that returns labels
+    /// (`[z', y', x']`, e.g. an argmax computed where the scores are), so no
+    /// tile's scores reach the host. Only for exact (valid-convolution) plans.
+    pub fn segment_labels<F>(&self, forward: F) -> Result<Array3<u16>, String>
+    where
+        F: Fn(&Array3<f32>) -> Result<Array3<u16>, String> + Sync,
+    {
+        let Tiling { volume, plan, .. } = *self;
+        if plan.blended {
+            return Err("labels-only inference needs an exactly tiled (valid-convolution) plan".into());
         }
-        Ok(labels.slice(s![k0[0]..k1[0], k0[1]..k1[1], k0[2]..k1[2]]).to_owned())
-    };
-    let mut out = Array3::<u16>::zeros(dims);
-    each_exact_tile(volume, plan, pad, parallel, forward, keep, progress, |tile, labels| {
-        out.slice_mut(s![
-            tile.keep_start[0]..tile.keep_end[0],
-            tile.keep_start[1]..tile.keep_end[1],
-            tile.keep_start[2]..tile.keep_end[2]
-        ])
-        .assign(&labels);
-    })?;
-    Ok(out)
+        plan.check_volume(&volume)?;
+        let keep = |labels: Array3<u16>, k0: [usize; 3], k1: [usize; 3]| {
+            let (z, y, x) = labels.dim();
+            check_output([z, y, x], plan.output)?;
+            Ok(labels.slice(s![k0[0]..k1[0], k0[1]..k1[1], k0[2]..k1[2]]).to_owned())
+        };
+        let mut out = Array3::<u16>::zeros(volume.dim());
+        self.each_exact_tile(forward, keep, |tile, labels| {
+            Region::of_tile(tile).in3(&mut out, 0).assign(&labels);
+        })?;
+        Ok(out)
+    }
 }
 
-/// Run `forward` over every tile of `plan` and return the label map.
-/// Exact tiles are decoded as they come; blended tiles slab by slab.
-/// `parallel` runs tiles concurrently (blended: those of one z-group).
-/// `progress` is called after each tile.
-pub fn segment<F>(
-    volume: ArrayView3<f32>,
-    plan: &TilePlan,
-    pad: f32,
-    rule: Decode,
-    parallel: bool,
-    forward: F,
-    progress: &(dyn Fn() + Sync),
-) -> Result<Array3<u16>, String>
-where
-    F: Fn(&Array3<f32>) -> TileResult + Sync,
-{
-    let dims = volume.dim();
-    if [dims.0, dims.1, dims.2] != plan.volume {
-        return Err(format!("volume {dims:?} does not match the plan's {:?}", plan.volume));
-    }
-    let mut out = Array3::<u16>::zeros(dims);
-    if plan.blended {
-        blend_slabs(volume, plan, pad, parallel, forward, progress, |z0, scores| {
+impl Tiling<'_> {
+    /// Run `forward` over every tile of `plan` and return the label map.
+    /// Exact tiles are decoded as they come; blended tiles slab by slab.
+    /// `parallel` runs tiles concurrently (blended: those of one z-group).
+    /// `progress` is called after each tile.
+    pub fn segment<F>(&self, rule: Decode, forward: F) -> Result<Array3<u16>, String>
+    where
+        F: Fn(&Array3<f32>) -> TileResult + Sync,
+    {
+        let Tiling { volume, plan, .. } = *self;
+        plan.check_volume(&volume)?;
+        let mut out = Array3::<u16>::zeros(volume.dim());
+        self.scores_by_region(forward, |region, scores| {
             let rows = scores.dim().1;
-            out.slice_mut(s![z0..z0 + rows, .., ..])
-                .assign(&decode(scores.view(), rule));
+            region.in3(&mut out, rows).assign(&decode(scores.view(), rule));
         })?;
-    } else {
-        exact_tiles(volume, plan, pad, parallel, forward, progress, |tile, scores| {
-            out.slice_mut(s![
-                tile.keep_start[0]..tile.keep_end[0],
-                tile.keep_start[1]..tile.keep_end[1],
-                tile.keep_start[2]..tile.keep_end[2]
-            ])
-            .assign(&decode(scores.view(), rule));
-        })?;
+        Ok(out)
     }
-    Ok(out)
 }
 
-/// Full-volume scores `[C, z, y, x]`: what inference holds when the
-/// scores, not labels, are resampled onto the scan's grid.
-/// `parallel` and `progress` as in [`segment`].
-pub fn volume_scores<F>(
-    volume: ArrayView3<f32>,
-    plan: &TilePlan,
-    pad: f32,
-    parallel: bool,
-    forward: F,
-    progress: &(dyn Fn() + Sync),
-) -> Result<Array4<f32>, String>
-where
-    F: Fn(&Array3<f32>) -> TileResult + Sync,
-{
-    let (z, y, x) = volume.dim();
-    let mut out: Option<Array4<f32>> = None;
-    let alloc = |c: usize| Array4::<f32>::zeros((c, z, y, x));
-    if plan.blended {
-        blend_slabs(volume, plan, pad, parallel, forward, progress, |z0, scores| {
-            let o = out.get_or_insert_with(|| alloc(scores.dim().0));
-            let rows = scores.dim().1;
-            o.slice_mut(s![.., z0..z0 + rows, .., ..]).assign(&scores);
+impl Tiling<'_> {
+    /// Full-volume scores `[C, z, y, x]`: what inference holds when the
+    /// scores, not labels, are resampled onto the scan's grid.
+    /// Tiles as in [`Self::segment`].
+    pub fn volume_scores<F>(&self, forward: F) -> Result<Array4<f32>, String>
+    where
+        F: Fn(&Array3<f32>) -> TileResult + Sync,
+    {
+        let Tiling { volume, .. } = *self;
+        let (z, y, x) = volume.dim();
+        let mut out: Option<Array4<f32>> = None;
+        self.scores_by_region(forward, |region, scores| {
+            let (c, rows) = (scores.dim().0, scores.dim().1);
+            let o = out.get_or_insert_with(|| Array4::<f32>::zeros((c, z, y, x)));
+            region.in4(o, rows).assign(&scores);
         })?;
-    } else {
-        exact_tiles(volume, plan, pad, parallel, forward, progress, |tile, scores| {
-            let o = out.get_or_insert_with(|| alloc(scores.dim().0));
-            o.slice_mut(s![
-                ..,
-                tile.keep_start[0]..tile.keep_end[0],
-                tile.keep_start[1]..tile.keep_end[1],
-                tile.keep_start[2]..tile.keep_end[2]
-            ])
-            .assign(&scores);
-        })?;
+        out.ok_or_else(|| "no tiles".to_string())
     }
-    out.ok_or_else(|| "no tiles".to_string())
 }
 
-fn check_scores(scores: &Array4<f32>, output: [usize; 3]) -> Result<(), String> {
-    let (_, z, y, x) = scores.dim();
-    if [z, y, x] != output {
-        return Err(format!(
-            "the model returned a {:?} tile, expected {output:?}",
-            [z, y, x]
-        ));
+impl Tiling<'_> {
+    /// Final scores `[C, z, y, x]` piece by piece, each with the region it
+    /// covers: slabs of blended tiles ([`Self::blend_slabs`]) or the kept part
+    /// of exact tiles ([`Self::exact_tiles`]), as the plan says.
+    fn scores_by_region<F>(&self, forward: F, mut sink: impl FnMut(&Region, Array4<f32>) + Send) -> Result<(), String>
+    where
+        F: Fn(&Array3<f32>) -> TileResult + Sync,
+    {
+        if self.plan.blended {
+            self.blend_slabs(forward, |z0, scores| sink(&Region::Rows(z0), scores))
+        } else {
+            self.exact_tiles(forward, |tile, scores| sink(&Region::of_tile(tile), scores))
+        }
     }
-    Ok(())
 }
 
 /// Accumulated, weighted scores over the rows `[lo, lo + rows)` of the
@@ -463,58 +483,60 @@ impl Slab {
     }
 }
 
-/// Gaussian-blended sliding window: calls `sink(z0, scores)` with the
-/// final, normalised scores of consecutive z-slabs `[z0, z0 + rows)`.
-/// `parallel` runs the tiles of each z-group concurrently, as many at a time
-/// as rayon has threads; they are still added in tile order, so the result
-/// is the same bit for bit.
-pub fn blend_slabs<F>(
-    volume: ArrayView3<f32>,
-    plan: &TilePlan,
-    pad: f32,
-    parallel: bool,
-    forward: F,
-    progress: &(dyn Fn() + Sync),
-    mut sink: impl FnMut(usize, Array4<f32>),
-) -> Result<(), String>
-where
-    F: Fn(&Array3<f32>) -> TileResult + Sync,
-{
-    let (nz, ny, nx) = volume.dim();
-    let weights = gaussian_map(plan.input);
-    let mut z_starts: Vec<usize> = plan.tiles.iter().map(|t| t.output_start[0] as usize).collect();
-    z_starts.dedup();
-    let run_tile = |tile: &TilePos| -> TileResult {
-        let scores = forward(&extract_input(volume, tile, plan.input, pad))?;
-        check_scores(&scores, plan.output)?;
-        progress();
-        Ok(scores)
-    };
-    let mut slab: Option<Slab> = None;
-    for (zi, &z0) in z_starts.iter().enumerate() {
-        let group: Vec<&TilePos> = plan.tiles.iter().filter(|t| t.output_start[0] as usize == z0).collect();
-        let add = |tile: &&TilePos, scores: Array4<f32>| {
-            let sl = slab.get_or_insert_with(|| Slab::new(scores.dim().0, 0, ny, nx));
-            sl.reach(tile.keep_end[0]);
-            let start = [0, 1, 2].map(|d| tile.output_start[d] as usize);
-            let ext = [0, 1, 2].map(|d| tile.keep_end[d] - start[d]);
-            sl.add(
-                scores.slice(s![.., ..ext[0], ..ext[1], ..ext[2]]),
-                weights.slice(s![..ext[0], ..ext[1], ..ext[2]]),
-                start,
-            );
+impl Tiling<'_> {
+    /// Gaussian-blended sliding window: calls `sink(z0, scores)` with the
+    /// final, normalised scores of consecutive z-slabs `[z0, z0 + rows)`.
+    /// `parallel` runs the tiles of each z-group concurrently, as many at a time
+    /// as rayon has threads; they are still added in tile order, so the result
+    /// is the same bit for bit.
+    pub fn blend_slabs<F>(&self, forward: F, mut sink: impl FnMut(usize, Array4<f32>)) -> Result<(), String>
+    where
+        F: Fn(&Array3<f32>) -> TileResult + Sync,
+    {
+        let Tiling {
+            volume,
+            plan,
+            pad,
+            parallel,
+            progress,
+        } = *self;
+        let (nz, ny, nx) = volume.dim();
+        let weights = gaussian_map(plan.input);
+        let mut z_starts: Vec<usize> = plan.tiles.iter().map(|t| t.output_start[0] as usize).collect();
+        z_starts.dedup();
+        let run_tile = |tile: &TilePos| -> TileResult {
+            let scores = forward(&extract_input(volume, tile, plan.input, pad))?;
+            let (_, z, y, x) = scores.dim();
+            check_output([z, y, x], plan.output)?;
+            progress();
+            Ok(scores)
         };
-        in_tile_order(&group, parallel, |tile| run_tile(tile), add)?;
-        // Rows below the next group's start are final.
-        let done_to = z_starts.get(zi + 1).copied().unwrap_or(nz);
-        if let Some(sl) = slab.as_mut() {
-            if done_to > sl.lo {
-                let lo = sl.lo;
-                sink(lo, sl.take_until(done_to));
+        let mut slab: Option<Slab> = None;
+        for (zi, &z0) in z_starts.iter().enumerate() {
+            let group: Vec<&TilePos> = plan.tiles.iter().filter(|t| t.output_start[0] as usize == z0).collect();
+            let add = |tile: &&TilePos, scores: Array4<f32>| {
+                let sl = slab.get_or_insert_with(|| Slab::new(scores.dim().0, 0, ny, nx));
+                sl.reach(tile.keep_end[0]);
+                let start = [0, 1, 2].map(|d| tile.output_start[d] as usize);
+                let ext = [0, 1, 2].map(|d| tile.keep_end[d] - start[d]);
+                sl.add(
+                    scores.slice(s![.., ..ext[0], ..ext[1], ..ext[2]]),
+                    weights.slice(s![..ext[0], ..ext[1], ..ext[2]]),
+                    start,
+                );
+            };
+            in_tile_order(&group, parallel, |tile| run_tile(tile), add)?;
+            // Rows below the next group's start are final.
+            let done_to = z_starts.get(zi + 1).copied().unwrap_or(nz);
+            if let Some(sl) = slab.as_mut() {
+                if done_to > sl.lo {
+                    let lo = sl.lo;
+                    sink(lo, sl.take_until(done_to));
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -589,22 +611,15 @@ mod tests {
         let vol = Array3::<f32>::zeros((45, 37, 20));
         let plan = TilePlan::new(&spec, [45, 37, 20], [16, 16, 16], 0.5).unwrap();
         // Class 2 always wins with a constant score.
-        let labels = segment(
-            vol.view(),
-            &plan,
-            0.0,
-            Decode::Argmax,
-            false,
-            |x: &Array3<f32>| {
+        let labels = Tiling::new(vol.view(), &plan, 0.0)
+            .segment(Decode::Argmax, |x: &Array3<f32>| {
                 let (z, y, xx) = x.dim();
                 let mut s = Array4::<f32>::zeros((3, z, y, xx));
                 s.slice_mut(s![2, .., .., ..]).fill(0.7);
                 s.slice_mut(s![0, .., .., ..]).fill(0.2);
                 Ok(s)
-            },
-            &|| {},
-        )
-        .unwrap();
+            })
+            .unwrap();
         assert!(labels.iter().all(|&l| l == 2));
     }
 }

@@ -7,7 +7,7 @@ use edge_seg_models::spec::{ChannelPlan, Padding, Upsampling};
 use edge_seg_models::ModelCard;
 use edge_seg_runtime::backend::TractBackend;
 use edge_seg_runtime::model::{Model, ModelSource};
-use edge_seg_runtime::tiling::{extract_input, volume_scores, TilePlan, TilePos};
+use edge_seg_runtime::tiling::{extract_input, TilePlan, TilePos, Tiling};
 use edge_seg_tests::models::{max_abs_diff, tiny_card, tiny_spec};
 use ndarray::{s, Array3, Array4};
 
@@ -48,9 +48,17 @@ fn exact_tiling_equals_one_whole_volume_pass() {
         plan.tiles.len()
     );
     let pad = -1.0;
-    let tiled = volume_scores(vol.view(), &plan, pad, false, |t| backend.run(t), &|| {}).unwrap();
-    let concurrent =
-        in_three_threads(|| volume_scores(vol.view(), &plan, pad, true, |t| backend.run(t), &|| {}).unwrap());
+    let tiled = Tiling::new(vol.view(), &plan, pad)
+        .volume_scores(|t| backend.run(t))
+        .unwrap();
+    let concurrent = in_three_threads(|| {
+        Tiling {
+            parallel: true,
+            ..Tiling::new(vol.view(), &plan, pad)
+        }
+        .volume_scores(|t| backend.run(t))
+        .unwrap()
+    });
     assert!(concurrent == tiled, "tiles run concurrently gave different scores");
     // One pass over the whole volume padded by the margin, with a legal size.
     let m = spec.margin() / 2;
@@ -163,10 +171,18 @@ fn gaussian_blending_equals_a_direct_reference() {
     let vol = volume((37, 29, 20));
     let plan = TilePlan::new(&card.network, [37, 29, 20], [16, 16, 16], 0.5).unwrap();
     assert!(plan.blended && plan.tiles.len() > 8);
-    let ours = volume_scores(vol.view(), &plan, 0.0, false, |t| backend.run(t), &|| {}).unwrap();
+    let ours = Tiling::new(vol.view(), &plan, 0.0)
+        .volume_scores(|t| backend.run(t))
+        .unwrap();
     // Tiles run concurrently are still added in tile order: the same bits.
-    let concurrent =
-        in_three_threads(|| volume_scores(vol.view(), &plan, 0.0, true, |t| backend.run(t), &|| {}).unwrap());
+    let concurrent = in_three_threads(|| {
+        Tiling {
+            parallel: true,
+            ..Tiling::new(vol.view(), &plan, 0.0)
+        }
+        .volume_scores(|t| backend.run(t))
+        .unwrap()
+    });
     assert!(concurrent == ours, "tiles blended concurrently gave different scores");
     let reference = reference_blend(&vol, &plan, 0.0, |t| backend.run(t).unwrap());
     let diff = max_abs_diff(&ours, &reference);

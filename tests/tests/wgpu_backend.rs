@@ -17,7 +17,7 @@ use edge_seg_runtime::backend::wgpu::device::adapter_infos;
 use edge_seg_runtime::backend::{TileBackend, TractBackend, WgpuBackend, WgpuOptions};
 use edge_seg_runtime::model::{Model, ModelSource};
 use edge_seg_runtime::scores::decode;
-use edge_seg_runtime::tiling::{segment, segment_labels, TilePlan};
+use edge_seg_runtime::tiling::{TilePlan, Tiling};
 use edge_seg_tests::{assert_clean_failure, in_ci, run, text};
 use ndarray::{Array3, Array4, Array5};
 use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
@@ -310,8 +310,12 @@ fn labels_only_tiling_matches_tract_segmentation() {
     let vol = volume((30, 27, 22));
     let plan = TilePlan::new(&card.network, [30, 27, 22], card.tile.input, 0.5).unwrap();
     assert!(plan.tiles.len() >= 8, "several tiles: {}", plan.tiles.len());
-    let reference = segment(vol.view(), &plan, -1.0, Decode::Argmax, false, |t| tract.run(t), &|| {}).unwrap();
-    let ours = segment_labels(vol.view(), &plan, -1.0, false, |t| gpu.labels(t), &|| {}).unwrap();
+    let reference = Tiling::new(vol.view(), &plan, -1.0)
+        .segment(Decode::Argmax, |t| tract.run(t))
+        .unwrap();
+    let ours = Tiling::new(vol.view(), &plan, -1.0)
+        .segment_labels(|t| gpu.labels(t))
+        .unwrap();
     let m = label_mismatch(&ours, &reference);
     assert!(m <= 1e-4, "{:.4} % of labels differ", m * 100.0);
 }

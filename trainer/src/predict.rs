@@ -10,7 +10,7 @@ use edge_seg_export::Checkpoint;
 use edge_seg_models::card::Decode;
 use edge_seg_models::{ModelCard, NetworkSpec};
 use edge_seg_runtime::preprocess::{preprocess, PreprocessSpec};
-use edge_seg_runtime::tiling::{segment, volume_scores, TilePlan};
+use edge_seg_runtime::tiling::{TilePlan, Tiling};
 use edge_seg_runtime::volume::{read_volume, Volume};
 use ndarray::{Array3, Array4};
 
@@ -48,16 +48,9 @@ pub fn segment_image(
 ) -> Result<Array3<u16>> {
     let (z, y, x) = image.dim();
     let plan = TilePlan::new(spec, [z, y, x], tile, 0.5).map_err(|e| anyhow!(e))?;
-    segment(
-        image.view(),
-        &plan,
-        pad,
-        decode,
-        false,
-        |t| forward_tile(model, device, t),
-        &|| {},
-    )
-    .map_err(|e| anyhow!(e))
+    Tiling::new(image.view(), &plan, pad)
+        .segment(decode, |t| forward_tile(model, device, t))
+        .map_err(|e| anyhow!(e))
 }
 
 /// A model loaded from a checkpoint directory, ready to predict on the CPU.
@@ -94,15 +87,9 @@ impl LoadedModel {
         let pre = preprocess(vol, path, &self.preprocess_spec())?;
         let (z, y, x) = pre.data.dim();
         let plan = TilePlan::new(&self.card.network, [z, y, x], tile, 0.5).map_err(|e| anyhow!(e))?;
-        let scores = volume_scores(
-            pre.data.view(),
-            &plan,
-            self.card.intensity.background_value(),
-            false,
-            |t| forward_tile(&self.model, &self.device, t),
-            &|| {},
-        )
-        .map_err(|e| anyhow!(e))?;
+        let scores = Tiling::new(pre.data.view(), &plan, self.card.intensity.background_value())
+            .volume_scores(|t| forward_tile(&self.model, &self.device, t))
+            .map_err(|e| anyhow!(e))?;
         Ok(pre.scores_to_scan(scores.view(), self.card.decode))
     }
 
