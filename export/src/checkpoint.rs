@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use edge_seg_models::atomic;
 use edge_seg_models::spec::{LayerKind, Norm, BATCH_NORM_EPSILON};
-use edge_seg_models::weights::{norm_name, weight_entries, weights_sha256, WeightEntry};
+use edge_seg_models::weights::{
+    bias_name, norm_name, norm_tensor_name, weight_entries, weight_name, weights_sha256, WeightEntry,
+};
 use edge_seg_models::ModelCard;
 use safetensors::{Dtype, SafeTensors};
 
@@ -237,11 +239,11 @@ impl Checkpoint {
         let get = |name: &str| &self.weights[name].values;
         let mut weights = BTreeMap::new();
         for layer in self.card.network.layers() {
-            let (w, b) = (format!("{}.weight", layer.name), format!("{}.bias", layer.name));
+            let (w, b) = (weight_name(&layer.name), bias_name(&layer.name));
             let (mut weight, mut bias) = (self.weights[&w].clone(), self.weights[&b].clone());
             if let LayerKind::Conv3 { cout, .. } = layer.kind {
                 let norm = norm_name(&layer.name);
-                let t = |tensor: &str| get(&format!("{norm}.{tensor}"));
+                let t = |tensor: &str| get(&norm_tensor_name(&norm, tensor));
                 let (gamma, beta, mean, var) = (t("gamma"), t("beta"), t("running_mean"), t("running_var"));
                 let per_out = weight.values.len() / cout;
                 for o in 0..cout {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use edge_seg_models::weights::weight_entries;
+use edge_seg_models::weights::{is_upsampling_weight, weight_entries};
 use edge_seg_models::ModelCard;
 
 use crate::checkpoint::{Checkpoint, Tensor};
@@ -74,7 +74,7 @@ pub fn random_weights(
             let n: usize = e.shape.iter().product();
             let values = if e.shape.len() == 5 {
                 let receptive: usize = e.shape[2..].iter().product();
-                let (fan_out, fan_in) = if e.name.ends_with(".up.weight") {
+                let (fan_out, fan_in) = if is_upsampling_weight(&e.name) {
                     (e.shape[1] * receptive, e.shape[0] * receptive)
                 } else {
                     (e.shape[0] * receptive, e.shape[1] * receptive)
@@ -138,7 +138,7 @@ mod tests {
         let glorot = random_weights(&spec, 4, false, WeightInit::Glorot);
         let he = random_weights(&spec, 4, false, WeightInit::He);
         for e in weight_entries(&spec) {
-            if e.shape.len() != 5 || e.name.ends_with(".up.weight") {
+            if e.shape.len() != 5 || is_upsampling_weight(&e.name) {
                 continue;
             }
             let receptive: usize = e.shape[2..].iter().product();

@@ -7,7 +7,7 @@
 //! trainer's U-Net uses.
 
 use edge_seg_models::spec::{NetworkSpec, Padding, Upsampling};
-use edge_seg_models::weights::weight_entries;
+use edge_seg_models::weights::{bias_name, weight_entries, weight_name};
 use edge_seg_models::{ModelCard, CARD_METADATA_KEY};
 use edge_seg_runtime::backend::graph::build::{
     attr_int, attr_ints, attr_str, dim_param, dim_value, f32_tensor, float_value_info, i64_tensor, node_to,
@@ -74,8 +74,8 @@ impl Builder {
     }
 
     fn conv(&mut self, layer: &str, x: &str, kernel: i64, pad: i64, relu: bool) -> String {
-        let w = self.weight(&format!("{layer}.weight"));
-        let b = self.weight(&format!("{layer}.bias"));
+        let w = self.weight(&weight_name(layer));
+        let b = self.weight(&bias_name(layer));
         let out = format!("{layer}.out");
         self.nodes.push(node_to(
             "Conv",
@@ -157,8 +157,8 @@ pub fn build_model(ckpt: &Checkpoint, card: &ModelCard, format: WeightFormat) ->
                 ));
             }
             Upsampling::Transposed => {
-                let w = b.weight(&format!("{up}.weight"));
-                let bias = b.weight(&format!("{up}.bias"));
+                let w = b.weight(&weight_name(&up));
+                let bias = b.weight(&bias_name(&up));
                 b.nodes.push(node_to(
                     "ConvTranspose",
                     &up,

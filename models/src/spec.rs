@@ -229,7 +229,7 @@ impl NetworkSpec {
             cin = c;
         }
         layers.push(Layer {
-            name: "head".into(),
+            name: crate::weights::HEAD.into(),
             kind: LayerKind::Head {
                 cin,
                 classes: self.classes,

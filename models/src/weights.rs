@@ -16,6 +16,34 @@ use crate::spec::{LayerKind, NetworkSpec, Norm};
 /// The tensors of a batch normalisation, in scheme order.
 pub const NORM_TENSORS: [&str; 4] = ["gamma", "beta", "running_mean", "running_var"];
 
+/// The name of the head layer (the final 1x1x1 convolution).
+pub const HEAD: &str = "head";
+
+/// The weight tensor of a layer (`enc0.conv1` → `enc0.conv1.weight`).
+pub fn weight_name(layer: &str) -> String {
+    format!("{layer}.weight")
+}
+
+/// The bias tensor of a layer (`enc0.conv1` → `enc0.conv1.bias`).
+pub fn bias_name(layer: &str) -> String {
+    format!("{layer}.bias")
+}
+
+/// A tensor of a normalisation (`enc0.norm1`, `gamma` → `enc0.norm1.gamma`).
+pub fn norm_tensor_name(norm_layer: &str, tensor: &str) -> String {
+    format!("{norm_layer}.{tensor}")
+}
+
+/// Whether a tensor belongs to `layer` (`head.weight` to `head`).
+pub fn is_tensor_of(tensor: &str, layer: &str) -> bool {
+    tensor.strip_prefix(layer).is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// Whether a tensor is the weight of an upsampling (transposed) convolution.
+pub fn is_upsampling_weight(tensor: &str) -> bool {
+    tensor.ends_with(".up.weight")
+}
+
 /// The name of the normalisation after the 3x3x3 convolution `conv_layer`
 /// (`enc0.conv1` → `enc0.norm1`).
 pub fn norm_name(conv_layer: &str) -> String {
@@ -53,17 +81,17 @@ pub fn weight_entries(spec: &NetworkSpec) -> Vec<WeightEntry> {
     for layer in spec.layers() {
         let [w, b] = layer.weight_shapes();
         out.push(WeightEntry {
-            name: format!("{}.weight", layer.name),
+            name: weight_name(&layer.name),
             shape: w,
         });
         out.push(WeightEntry {
-            name: format!("{}.bias", layer.name),
+            name: bias_name(&layer.name),
             shape: b,
         });
         if let (Norm::Batch, LayerKind::Conv3 { cout, .. }) = (spec.norm, layer.kind) {
             let norm = norm_name(&layer.name);
             out.extend(NORM_TENSORS.iter().map(|t| WeightEntry {
-                name: format!("{norm}.{t}"),
+                name: norm_tensor_name(&norm, t),
                 shape: vec![cout],
             }));
         }

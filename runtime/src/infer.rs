@@ -139,7 +139,7 @@ impl Segmenter<'_> {
         let model_voxels: u64 = grid.iter().map(|&s| s as u64).product();
         // Scores are held for the model grid only when they are resampled:
         // the grid preprocessing will build differs from the scan's.
-        let resampled = is_resampled(affine, [shape[2], shape[1], shape[0]], self.model.card.spacing_mm);
+        let resampled = is_resampled(affine, crate::geometry::reversed(shape), self.model.card.spacing_mm);
         let score_channels = if self.options.resampling == OutputResampling::Linear && resampled {
             self.model.card.network.classes
         } else {
@@ -292,10 +292,12 @@ impl Segmenter<'_> {
                     None => self.forward(t).map(|s| decode(s.view(), Decode::Argmax)),
                 }
             };
-            tiling.segment_labels(forward).map(|labels| pre.labels_to_crop(&labels))
+            tiling
+                .labels_of_label_tiles(forward)
+                .map(|labels| pre.labels_to_crop(&labels))
         } else {
             tiling
-                .segment(card.decode, forward)
+                .labels(card.decode, forward)
                 .map(|labels| pre.labels_to_crop(&labels))
         };
         // A cancelled job is told by the flag, whatever the tiles returned.

@@ -74,8 +74,7 @@ const BODY_MARGIN_MM: f64 = 10.0;
 
 /// The voxel spacing of a canonical grid's affine, in array order `[z, y, x]`.
 fn spacing_zyx(canonical_affine: &Affine) -> [f64; 3] {
-    let s = canonical_affine.spacing();
-    [s[2], s[1], s[0]]
+    crate::geometry::reversed(canonical_affine.spacing())
 }
 
 /// Whether [`preprocess`] resamples a scan of array shape `[k, j, i]` on

@@ -7,7 +7,7 @@
 //!   tile's pooling grid lines up with the whole volume's, and each output
 //!   voxel is kept from exactly one tile. The result equals one forward pass
 //!   over the whole padded volume. Each tile is decoded to labels at once,
-//!   or, with [`segment_labels`], comes back from the backend as labels.
+//!   or, with [`Tiling::labels_of_label_tiles`], comes back from the backend as labels.
 //! - **Gaussian-blended** (same padding): tiles placed as nnU-Net places
 //!   them, scores weighted by a Gaussian importance map (σ = tile/8) and
 //!   accumulated over a moving z-slab of tiles; each slab is decoded as
@@ -340,7 +340,7 @@ impl Tiling<'_> {
     /// Exactly tiled segmentation with a forward pass that returns labels
     /// (`[z', y', x']`, e.g. an argmax computed where the scores are), so no
     /// tile's scores reach the host. Only for exact (valid-convolution) plans.
-    pub fn segment_labels<F>(&self, forward: F) -> Result<Array3<u16>, String>
+    pub fn labels_of_label_tiles<F>(&self, forward: F) -> Result<Array3<u16>, String>
     where
         F: Fn(&Array3<f32>) -> Result<Array3<u16>, String> + Sync,
     {
@@ -367,7 +367,7 @@ impl Tiling<'_> {
     /// Exact tiles are decoded as they come; blended tiles slab by slab.
     /// `parallel` runs tiles concurrently (blended: those of one z-group).
     /// `progress` is called after each tile.
-    pub fn segment<F>(&self, rule: Decode, forward: F) -> Result<Array3<u16>, String>
+    pub fn labels<F>(&self, rule: Decode, forward: F) -> Result<Array3<u16>, String>
     where
         F: Fn(&Array3<f32>) -> TileResult + Sync,
     {
@@ -385,7 +385,7 @@ impl Tiling<'_> {
 impl Tiling<'_> {
     /// Full-volume scores `[C, z, y, x]`: what inference holds when the
     /// scores, not labels, are resampled onto the scan's grid.
-    /// Tiles as in [`Self::segment`].
+    /// Tiles as in [`Self::labels`].
     pub fn volume_scores<F>(&self, forward: F) -> Result<Array4<f32>, String>
     where
         F: Fn(&Array3<f32>) -> TileResult + Sync,
@@ -612,7 +612,7 @@ mod tests {
         let plan = TilePlan::new(&spec, [45, 37, 20], [16, 16, 16], 0.5).unwrap();
         // Class 2 always wins with a constant score.
         let labels = Tiling::new(vol.view(), &plan, 0.0)
-            .segment(Decode::Argmax, |x: &Array3<f32>| {
+            .labels(Decode::Argmax, |x: &Array3<f32>| {
                 let (z, y, xx) = x.dim();
                 let mut s = Array4::<f32>::zeros((3, z, y, xx));
                 s.slice_mut(s![2, .., .., ..]).fill(0.7);

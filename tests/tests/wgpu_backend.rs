@@ -311,10 +311,10 @@ fn labels_only_tiling_matches_tract_segmentation() {
     let plan = TilePlan::new(&card.network, [30, 27, 22], card.tile.input, 0.5).unwrap();
     assert!(plan.tiles.len() >= 8, "several tiles: {}", plan.tiles.len());
     let reference = Tiling::new(vol.view(), &plan, -1.0)
-        .segment(Decode::Argmax, |t| tract.run(t))
+        .labels(Decode::Argmax, |t| tract.run(t))
         .unwrap();
     let ours = Tiling::new(vol.view(), &plan, -1.0)
-        .segment_labels(|t| gpu.labels(t))
+        .labels_of_label_tiles(|t| gpu.labels(t))
         .unwrap();
     let m = label_mismatch(&ours, &reference);
     assert!(m <= 1e-4, "{:.4} % of labels differ", m * 100.0);

@@ -27,7 +27,7 @@ use crate::data::Dataset;
 use crate::device::Chosen;
 use crate::metrics::{dice, hd95};
 use crate::phantom::{generate, PhantomOptions};
-use crate::predict::LoadedModel;
+use crate::predict::CheckpointPredictor;
 use crate::train::{RunOptions, TrainConfig};
 use crate::transfer::{transfer, Strategy, TransferPlan};
 
@@ -203,7 +203,7 @@ pub fn task_dataset(plan: &ExperimentPlan, work: &Path) -> Result<PathBuf> {
 /// Evaluate a checkpoint on the test cases, predicting on `device`: mean
 /// Dice and HD95 per class.
 pub fn evaluate(ckpt: &Path, manifest: &Path, tile: usize, device: &Device) -> Result<Evaluation> {
-    let model = LoadedModel::from_checkpoint(ckpt, device.clone())?;
+    let model = CheckpointPredictor::from_checkpoint(ckpt, device.clone())?;
     let ds = Dataset::load(manifest)?;
     let tile = crate::predict::tile_for(&model.card.network, tile);
     let mut dices: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -214,8 +214,7 @@ pub fn evaluate(ckpt: &Path, manifest: &Path, tile: usize, device: &Device) -> R
         let (vol, truth) = ds.read_case(case)?;
         let truth = truth.ok_or_else(|| anyhow!("test case {} has no labels", case.id))?;
         let pred = model.predict_volume(&vol, &ds.resolve(&case.image), tile)?;
-        let s = vol.spacing();
-        let spacing_kji = [s[2], s[1], s[0]];
+        let spacing_kji = edge_seg_runtime::geometry::reversed(vol.spacing());
         let mut case_dice = Vec::new();
         for (c, name) in ds.manifest.vocabulary.iter().enumerate().skip(1) {
             // An absent-and-not-predicted class has no Dice; count a miss as 0.

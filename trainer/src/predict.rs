@@ -37,7 +37,7 @@ pub fn tile_for(spec: &NetworkSpec, max: usize) -> [usize; 3] {
 }
 
 /// Segment an image already on the model grid.
-pub fn segment_image(
+pub fn predict_image_labels(
     model: &UNet,
     device: &Device,
     spec: &NetworkSpec,
@@ -49,22 +49,22 @@ pub fn segment_image(
     let (z, y, x) = image.dim();
     let plan = TilePlan::new(spec, [z, y, x], tile, 0.5).map_err(|e| anyhow!(e))?;
     Tiling::new(image.view(), &plan, pad)
-        .segment(decode, |t| forward_tile(model, device, t))
+        .labels(decode, |t| forward_tile(model, device, t))
         .map_err(|e| anyhow!(e))
 }
 
 /// A model loaded from a checkpoint directory, ready to predict on the CPU.
-pub struct LoadedModel {
+pub struct CheckpointPredictor {
     pub card: ModelCard,
     pub model: UNet,
     pub device: Device,
 }
 
-impl LoadedModel {
-    pub fn from_checkpoint(dir: &Path, device: Device) -> Result<LoadedModel> {
+impl CheckpointPredictor {
+    pub fn from_checkpoint(dir: &Path, device: Device) -> Result<CheckpointPredictor> {
         let ckpt = Checkpoint::read(dir)?;
         let model = UNet::new(&ckpt.card.network, &ckpt.weights, &device)?;
-        Ok(LoadedModel {
+        Ok(CheckpointPredictor {
             card: ckpt.card,
             model,
             device,

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use edge_seg_export::{Checkpoint, Tensor as WeightTensor};
+use edge_seg_models::weights::{bias_name, is_tensor_of, weight_name, HEAD};
 use edge_seg_models::NetworkSpec;
 
 use crate::base_model::BaseModel;
@@ -98,7 +99,7 @@ pub fn weights_from_base(
 ) -> Result<BTreeMap<String, WeightTensor>> {
     let mut w = initial_weights(task, seed);
     for (name, t) in w.iter_mut() {
-        if name.starts_with("head.") {
+        if is_tensor_of(name, HEAD) {
             continue;
         }
         let b = base
@@ -116,22 +117,22 @@ pub fn weights_from_base(
     }
     if head == HeadInit::KeepLast {
         let n = task.classes;
-        let bw = &base.weights["head.weight"];
-        let bb = &base.weights["head.bias"];
+        let bw = &base.weights[&weight_name(HEAD)];
+        let bb = &base.weights[&bias_name(HEAD)];
         let c_base = bw.shape[0];
         if c_base < n {
             bail!("keep-last: the base head has {c_base} channels, the task needs {n}");
         }
         let per = bw.values.len() / c_base;
         w.insert(
-            "head.weight".into(),
+            weight_name(HEAD),
             WeightTensor {
                 shape: vec![n, bw.shape[1], 1, 1, 1],
                 values: bw.values[(c_base - n) * per..].to_vec(),
             },
         );
         w.insert(
-            "head.bias".into(),
+            bias_name(HEAD),
             WeightTensor {
                 shape: vec![n],
                 values: bb.values[c_base - n..].to_vec(),
@@ -247,7 +248,7 @@ mod tests {
         let task = task_spec(&b.card.network, 2);
         let w = weights_from_base(&b, &task, HeadInit::Fresh, 1).unwrap();
         for (name, t) in &w {
-            if name.starts_with("head.") {
+            if is_tensor_of(name, HEAD) {
                 assert_eq!(t.shape[0], 2);
                 assert_ne!(t.values, b.weights[name].values[..t.values.len()].to_vec());
             } else {

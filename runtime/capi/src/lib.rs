@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use edge_seg_runtime::backend::{TileBackend, TractBackend};
 use edge_seg_runtime::builtin::{default_model_bytes, DEFAULT_MODEL};
-use edge_seg_runtime::geometry::Affine;
+use edge_seg_runtime::geometry::{ijk_of_dim, reversed, Affine};
 use edge_seg_runtime::infer::{InferError, InferOptions, OutputResampling, Segmentation, Segmenter};
 use edge_seg_runtime::model::{Model, ModelSource};
 use edge_seg_runtime::outputs::{output_paths, write_outputs, OutputFormat};
@@ -393,8 +393,9 @@ fn run_job(
         .map_err(|e| (EsStatus::Internal, format!("cannot start the job's threads: {e}")))?;
     // Planned and run in the job's pool, so both see its thread count.
     pool.install(|| {
-        let (k, j, i) = vol.data.dim();
-        let tile = seg.plan_memory_for(name, [i, j, k], &vol.affine).map_err(status_of)?;
+        let tile = seg
+            .plan_memory_for(name, vol.shape_ijk(), &vol.affine)
+            .map_err(status_of)?;
         seg.segment(vol, name, tile, &cb).map_err(status_of)
     })
 }
@@ -410,11 +411,11 @@ fn status_of(e: InferError) -> (EsStatus, String) {
 }
 
 fn job_from(seg: Segmentation, vol: &Volume, card_labels: &[String]) -> Box<EsJob> {
-    let (k, j, i) = seg.labels.dim();
+    let dims = ijk_of_dim(seg.labels.dim());
     let structures = structure_statistics(&seg.labels, &vol.data, &vol.affine, card_labels);
     Box::new(EsJob {
         labels: seg.labels,
-        dims: [i, j, k],
+        dims,
         structures,
     })
 }
@@ -453,7 +454,8 @@ pub unsafe extern "C" fn es_segment_volume(
                 a.0[r][c] = *affine.add(r * 4 + c);
             }
         }
-        let arr = Array3::from_shape_vec((d[2], d[1], d[0]), data).map_err(|e| invalid(&e.to_string()))?;
+        let [z, y, x] = reversed(d);
+        let arr = Array3::from_shape_vec((z, y, x), data).map_err(|e| invalid(&e.to_string()))?;
         let vol = Volume::from_array(arr, a);
         let seg = run_job(m, options.as_ref(), &vol, Path::new("volume"), progress, user)?;
         *out = Box::into_raw(job_from(seg, &vol, &m.model.card.labels));

@@ -194,7 +194,7 @@ pub fn run(a: &InferArgs) -> Result<ExitCode> {
                 continue;
             }
         }
-        match segment_one(&segmenter, scan, a, structures.as_deref(), chatty) {
+        match process_scan(&segmenter, scan, a, structures.as_deref(), chatty) {
             Ok(r) => reports.push(r),
             Err(e) => {
                 failed += 1;
@@ -312,7 +312,7 @@ fn select_structures(asked: &[String], labels: &[String], model: &str) -> Result
     Ok(Some(out))
 }
 
-fn segment_one(
+fn process_scan(
     s: &Segmenter,
     scan: &Path,
     a: &InferArgs,

@@ -43,7 +43,7 @@ pub struct ModelArgs {
 }
 
 /// A model on its backend.
-pub struct LoadedModel {
+pub struct ModelOnBackend {
     pub model: Model,
     pub backend: Box<dyn TileBackend>,
     pub parallel_tiles: bool,
@@ -56,7 +56,7 @@ impl ModelArgs {
     }
 
     /// Load the model and prepare the backend.
-    pub fn load(&self) -> Result<LoadedModel> {
+    pub fn load(&self) -> Result<ModelOnBackend> {
         let model = self.model()?;
         let threads = match self.threads {
             Some(0) => bail!("--threads must be at least 1"),
@@ -87,7 +87,7 @@ impl ModelArgs {
             },
             other => bail!("unknown --backend {other:?}: use tract, wgpu or auto"),
         };
-        Ok(LoadedModel {
+        Ok(ModelOnBackend {
             model,
             backend,
             parallel_tiles: self.parallel_tiles,

@@ -72,8 +72,7 @@ impl Volume {
 
     /// Voxels along i, j, k.
     pub fn shape_ijk(&self) -> [usize; 3] {
-        let (k, j, i) = self.data.dim();
-        [i, j, k]
+        crate::geometry::ijk_of_dim(self.data.dim())
     }
 
     /// Spacing along i, j, k (mm): the affine's column norms.

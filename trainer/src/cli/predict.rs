@@ -6,7 +6,7 @@ use anyhow::Result;
 use burn::prelude::*;
 use clap::Args;
 
-use crate::predict::{tile_for, LoadedModel};
+use crate::predict::{tile_for, CheckpointPredictor};
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
@@ -28,7 +28,7 @@ pub fn run(a: &PredictArgs) -> Result<()> {
     if a.out.is_some() && a.scans.len() > 1 {
         anyhow::bail!("-o/--out takes one scan; without it each result goes beside its scan");
     }
-    let model = LoadedModel::from_checkpoint(&a.checkpoint, Device::flex())?;
+    let model = CheckpointPredictor::from_checkpoint(&a.checkpoint, Device::flex())?;
     let tile = tile_for(&model.card.network, a.tile);
     for scan in &a.scans {
         let out = match &a.out {

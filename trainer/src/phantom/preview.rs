@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use edge_seg_models::labels::label_colour;
-use edge_seg_runtime::geometry::Reorientation;
+use edge_seg_runtime::geometry::{reversed, Reorientation};
 use edge_seg_runtime::volume::read_volume;
 use ndarray::{Array2, Array3, Axis};
 use plotters::prelude::*;
@@ -32,8 +32,11 @@ fn load(case: &PreviewCase) -> Result<(Array3<f32>, Array3<f32>, [f64; 3])> {
         .mapv_inplace(|v| case.lookup.get(&(v as u32)).copied().unwrap_or(0) as f32);
     let r = Reorientation::new(&img.affine, [img.data.dim().0, img.data.dim().1, img.data.dim().2]);
     let ca = r.canonical_affine(&img.affine);
-    let s = ca.spacing();
-    Ok((r.apply(img.data.view()), r.apply(lab.data.view()), [s[2], s[1], s[0]]))
+    Ok((
+        r.apply(img.data.view()),
+        r.apply(lab.data.view()),
+        reversed(ca.spacing()),
+    ))
 }
 
 /// Draw `slice` (rows top to bottom) into a VIEW×VIEW cell, keeping the

@@ -77,7 +77,7 @@ impl Grid {
         }
         Grid {
             affine,
-            shape: [n[2], n[1], n[0]],
+            shape: edge_seg_runtime::geometry::reversed(n),
         }
     }
 

@@ -33,7 +33,7 @@ use serde_json::json;
 use crate::data::{prepare_cases, Dataset, PreparedCase, Sampler, SamplerConfig};
 use crate::loss::BatchLabels;
 use crate::metrics::dice;
-use crate::predict::segment_image;
+use crate::predict::predict_image_labels;
 use crate::unet::{LiveChannels, UNet};
 pub use checkpoint::{read_state, recover, write_checkpoint, TrainState, OPTIMIZER_FILE};
 pub use config::{OptimizerKind, Schedule, TrainConfig, Trainable};
@@ -232,7 +232,7 @@ pub fn validate(
     let mut per_class: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     let pad = cfg.intensity.background_value();
     for case in cases {
-        let pred = segment_image(model, device, &cfg.spec, &case.image, cfg.patch, pad, Decode::Argmax)?;
+        let pred = predict_image_labels(model, device, &cfg.spec, &case.image, cfg.patch, pad, Decode::Argmax)?;
         let truth = case.labels.mapv(|v| v as u16);
         for &c in &case.annotated {
             if let Some(d) = dice(pred.view(), truth.view(), c as u16) {
