@@ -4,7 +4,7 @@
 use edge_seg_export::{Checkpoint, WeightFormat};
 use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Norm, Padding, Upsampling};
 use edge_seg_tests::models::{tiny_card, tiny_spec};
-use edge_seg_trainer::cli::export_checked;
+use edge_seg_trainer::verified_export::export_checked;
 
 #[test]
 fn tract_matches_burn_for_every_combination() {

@@ -12,6 +12,7 @@
 //! - [`experiment`]: the transfer experiment grid and its report;
 //! - [`predict`]: sliding-window prediction with a checkpoint;
 //! - [`metrics`]: Dice and HD95;
+//! - [`verified_export`]: ONNX export checked by tract against the burn model;
 //! - [`cli`]: the `edge-seg-train` command line.
 
 pub mod base_model;
@@ -29,3 +30,4 @@ pub mod progress;
 pub mod train;
 pub mod transfer;
 pub mod unet;
+pub mod verified_export;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
 use ndarray::{Array3, Axis};
 use rayon::prelude::*;
@@ -56,14 +56,7 @@ pub fn read_series(series: &Series, layout: &Layout, options: ReadOptions) -> Re
             },
         ));
     }
-    let open = |path: &Path| -> Result<DefaultDicomObject, VolumeError> {
-        OpenFileOptions::new().open_file(path).map_err(|e| {
-            VolumeError::new(
-                path,
-                Problem::Dicom(format!("cannot read the DICOM file: {}", source_text(&e))),
-            )
-        })
-    };
+    let open = |path: &Path| super::open_checked(path, None);
     // Multi-frame objects are opened once and shared by their frames.
     let mut multi: HashMap<&Path, DefaultDicomObject> = HashMap::new();
     for f in series.frames.iter().filter(|f| f.multi_frame) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use dicom_core::Tag;
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_object::InMemDicomObject;
 use rayon::prelude::*;
 
 use super::elements::{first_item, floats, int, text};
@@ -266,15 +266,7 @@ fn array<const N: usize>(v: Option<Vec<f64>>) -> Option<[f64; N]> {
 /// The header of one file (`None` for objects that are not images).
 fn read_header(path: &Path) -> Result<Option<Header>, VolumeError> {
     let fail = |m: String| VolumeError::new(path, Problem::Dicom(m));
-    let obj = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| {
-            fail(format!(
-                "cannot parse the DICOM file: {}",
-                crate::error_text::source_text(&e)
-            ))
-        })?;
+    let obj = super::open_checked(path, Some(tags::PIXEL_DATA))?;
     let sop_class = obj
         .meta()
         .media_storage_sop_class_uid()

@@ -2,19 +2,20 @@
 
 mod base;
 mod bench;
+mod experiment;
 mod export;
 mod import;
 mod phantoms;
 mod predict;
 mod random_model;
 mod transfer;
+mod transfer_settings;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 pub use base::{network_spec, parse_spacing, train_config, SpecArgs, TrainArgs};
-pub use export::export_checked;
 
 /// edge-seg-train: train 3D U-Nets on sparsely annotated scans, transfer them
 /// to new tasks, and export them for the edge-seg runtime.
@@ -36,7 +37,7 @@ enum Command {
     /// Transfer a base model to a task: scratch, vanilla or finetune.
     Transfer(transfer::TransferCmd),
     /// Run the transfer experiment grid for a task and summarise it.
-    Experiment(transfer::ExperimentCmd),
+    Experiment(experiment::ExperimentCmd),
     /// Segment scans with a training checkpoint.
     Predict(predict::PredictArgs),
     /// Export a checkpoint to one ONNX file, verified against the burn model.
@@ -53,8 +54,8 @@ pub fn main() -> ExitCode {
         Command::Phantoms(a) => phantoms::run(&a),
         Command::Import(a) => import::run(&a),
         Command::Base(a) => base::run(&a),
-        Command::Transfer(a) => transfer::run_transfer(&a),
-        Command::Experiment(a) => transfer::run_experiment_cmd(&a),
+        Command::Transfer(a) => transfer::run(&a),
+        Command::Experiment(a) => experiment::run(&a),
         Command::Predict(a) => predict::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Bench(a) => bench::run(&a),
