@@ -126,7 +126,20 @@ fn walk(c: &mut Cursor, explicit: bool) -> Result<(), String> {
     let dictionary = StandardDataDictionary;
     // Inside encapsulated pixel data, items are fragments to skip.
     let mut fragments = false;
-    while c.remaining() > 0 {
+    // Ends of the defined-length sequences and items entered: as the parser
+    // does, reading resumes at such an end whatever the content said.
+    let mut ends: Vec<usize> = Vec::new();
+    loop {
+        while let Some(&end) = ends.last() {
+            if c.pos < end {
+                break;
+            }
+            c.pos = end;
+            ends.pop();
+        }
+        if c.remaining() == 0 {
+            return Ok(());
+        }
         let (Some(group), Some(element)) = (c.u16(), c.u16()) else {
             return Ok(());
         };
@@ -137,6 +150,7 @@ fn walk(c: &mut Cursor, explicit: bool) -> Result<(), String> {
             check(len, c, tag)?;
             match element {
                 0xE000 if fragments && len != UNDEFINED => c.pos += len as usize,
+                0xE000 if len != UNDEFINED => ends.push(c.pos + len as usize),
                 0xE0DD => fragments = false,
                 _ => {} // an item's content is elements: read on
             }
@@ -165,6 +179,9 @@ fn walk(c: &mut Cursor, explicit: bool) -> Result<(), String> {
         };
         check(len, c, tag)?;
         if is_sequence {
+            if len != UNDEFINED {
+                ends.push(c.pos + len as usize);
+            }
             continue; // its items follow
         }
         if len == UNDEFINED {
@@ -174,7 +191,6 @@ fn walk(c: &mut Cursor, explicit: bool) -> Result<(), String> {
         }
         c.pos += len as usize;
     }
-    Ok(())
 }
 
 #[cfg(test)]
