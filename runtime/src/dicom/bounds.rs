@@ -50,6 +50,18 @@ impl Cursor<'_> {
         Some(b)
     }
 
+    /// An explicit VR and its length (2 bytes, or 2 reserved and 4).
+    fn explicit_vr_and_length(&mut self) -> Option<([u8; 2], u32)> {
+        let vr = self.vr()?;
+        let len = if long_length(vr) {
+            self.pos += 2;
+            self.u32()?
+        } else {
+            u32::from(self.u16()?)
+        };
+        Some((vr, len))
+    }
+
     fn remaining(&self) -> usize {
         self.bytes.len().saturating_sub(self.pos)
     }
@@ -75,24 +87,29 @@ pub fn check_lengths(file: &[u8]) -> Result<(), String> {
         big_endian: false,
     };
     let mut transfer_syntax = String::new();
+    // As the parser does: after the group length (0002,0000), elements are
+    // read whole until that many bytes are consumed, whatever their group.
+    let mut group_end: Option<usize> = None;
     loop {
         let start = c.pos;
+        if group_end.is_some_and(|end| start >= end) {
+            break;
+        }
         let Some(group) = c.u16() else { return Ok(()) };
-        if group != 0x0002 {
+        if group != 0x0002 && group_end.is_none() {
             c.pos = start;
             break;
         }
         let Some(element) = c.u16() else { return Ok(()) };
-        let Some(vr) = c.vr() else { return Ok(()) };
-        let len = if long_length(vr) {
-            c.pos += 2;
-            c.u32()
-        } else {
-            c.u16().map(u32::from)
+        let Some((_, len)) = c.explicit_vr_and_length() else {
+            return Ok(());
         };
-        let Some(len) = len else { return Ok(()) };
         check(len, &c, Tag(group, element))?;
-        if element == 0x0010 {
+        if (group, element) == (0x0002, 0x0000) && len == 4 && group_end.is_none() {
+            let value = u32::from_le_bytes(file[c.pos..c.pos + 4].try_into().expect("4 bytes checked"));
+            group_end = Some(c.pos + 4 + value as usize);
+        }
+        if (group, element) == (0x0002, 0x0010) {
             transfer_syntax = String::from_utf8_lossy(&file[c.pos..c.pos + len as usize])
                 .trim_end_matches(['\0', ' '])
                 .to_string();
@@ -157,14 +174,9 @@ fn walk(c: &mut Cursor, explicit: bool) -> Result<(), String> {
             continue;
         }
         let (is_sequence, len) = if explicit {
-            let Some(vr) = c.vr() else { return Ok(()) };
-            let len = if long_length(vr) {
-                c.pos += 2;
-                c.u32()
-            } else {
-                c.u16().map(u32::from)
+            let Some((vr, len)) = c.explicit_vr_and_length() else {
+                return Ok(());
             };
-            let Some(len) = len else { return Ok(()) };
             if &vr == b"UN" && len == UNDEFINED {
                 return Ok(()); // implicit VR inside: not followed
             }
