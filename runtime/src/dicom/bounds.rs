@@ -67,11 +67,32 @@ impl Cursor<'_> {
     }
 }
 
-/// VRs whose explicit encoding has a 4-byte length.
+/// Whether an explicit VR has a 4-byte length: every VR but those with a
+/// 2-byte one, unknown codes included (the parser reads those as UN).
 fn long_length(vr: [u8; 2]) -> bool {
-    matches!(
+    !matches!(
         &vr,
-        b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV"
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
     )
 }
 
