@@ -125,6 +125,9 @@ pub fn check_lengths(file: &[u8]) -> Result<(), String> {
         let Some((_, len)) = c.explicit_vr_and_length() else {
             return Ok(());
         };
+        if len == UNDEFINED {
+            return Ok(()); // not valid in the meta group: the parser refuses it
+        }
         check(len, &c, Tag(group, element))?;
         if (group, element) == (0x0002, 0x0000) && len == 4 && group_end.is_none() {
             let value = u32::from_le_bytes(file[c.pos..c.pos + 4].try_into().expect("4 bytes checked"));
