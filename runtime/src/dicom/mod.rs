@@ -7,6 +7,7 @@
 //! - [`layout`]: ordering a series' slices in space, the checks that refuse
 //!   a geometry we cannot represent exactly, and the voxel-to-world affine;
 //! - [`pixels`]: decoding the frames to one float volume (rescale applied);
+//! - [`rle`]: RLE Lossless frames checked before the codec decodes them;
 //! - [`seg`]: writing a label map as a DICOM Segmentation referencing its series;
 //! - [`synthetic`]: writing a volume as a CT or MR image series (test and
 //!   benchmark fixtures);
@@ -21,6 +22,7 @@ pub mod bounds;
 pub mod elements;
 pub mod layout;
 pub mod pixels;
+pub mod rle;
 pub mod seg;
 pub mod series;
 pub mod synthetic;

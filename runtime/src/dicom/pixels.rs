@@ -18,10 +18,12 @@ use super::series::Series;
 use crate::error_text::source_text;
 use crate::volume::{Problem, ReadOptions, Volume, VolumeError};
 
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
 /// Names of compressed transfer syntaxes, for messages about them.
 pub fn transfer_syntax_name(uid: &str) -> Option<&'static str> {
     Some(match uid {
-        "1.2.840.10008.1.2.5" => "RLE Lossless",
+        RLE_LOSSLESS => "RLE Lossless",
         "1.2.840.10008.1.2.4.50" => "JPEG Baseline",
         "1.2.840.10008.1.2.4.51" => "JPEG Extended",
         "1.2.840.10008.1.2.4.57" | "1.2.840.10008.1.2.4.70" => "JPEG Lossless",
@@ -87,6 +89,9 @@ pub fn read_series(series: &Series, layout: &Layout, options: ReadOptions) -> Re
                     &owned
                 }
             };
+            if obj.meta().transfer_syntax().trim_end_matches('\0') == RLE_LOSSLESS {
+                check_rle_frame(obj, frame.frame).map_err(|m| fail(format!("corrupt RLE Lossless pixel data: {m}")))?;
+            }
             let decoded = obj.decode_pixel_data_frame(frame.frame).map_err(|e| {
                 let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
                 fail(format!(
@@ -152,4 +157,33 @@ pub fn read_series(series: &Series, layout: &Layout, options: ReadOptions) -> Re
     volume.warnings = layout.notes.clone();
     volume.affine_source = crate::volume::AffineSource::Dicom;
     Ok(volume)
+}
+
+/// The RLE frame `frame` of `obj` checked as the codec will read it: the
+/// fragment of that index (or the whole value of a file that holds none),
+/// with the codec's own reading of Rows, Columns, BitsAllocated and
+/// SamplesPerPixel. Other bit depths are left to the codec, which refuses them.
+fn check_rle_frame(obj: &DefaultDicomObject, frame: u32) -> Result<(), String> {
+    use dicom_core::value::Value;
+    use dicom_dictionary_std::tags;
+    let int = |tag| obj.get(tag).and_then(|e| e.to_int::<u32>().ok());
+    let (Some(rows), Some(cols), Some(bits)) = (int(tags::ROWS), int(tags::COLUMNS), int(tags::BITS_ALLOCATED)) else {
+        return Ok(());
+    };
+    if bits != 8 && bits != 16 {
+        return Ok(());
+    }
+    let samples = int(tags::SAMPLES_PER_PIXEL).unwrap_or(1) as usize;
+    let Some(pixel_data) = obj.get(tags::PIXEL_DATA) else {
+        return Ok(());
+    };
+    let bytes = match pixel_data.value() {
+        Value::PixelSequence(seq) => match seq.fragments().get(frame as usize) {
+            Some(f) => std::borrow::Cow::Borrowed(f.as_slice()),
+            None => return Ok(()),
+        },
+        Value::Primitive(p) if frame == 0 => p.to_bytes(),
+        _ => return Ok(()),
+    };
+    super::rle::check_frame(&bytes, (bits / 8) as usize * samples, rows as usize * cols as usize)
 }
