@@ -4,9 +4,11 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use ndarray::Array3;
+
+use edge_seg_runtime::backend::TractBackend;
 
 use super::model_args::ModelArgs;
 
@@ -20,10 +22,23 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// tract: run the decoder's upsampling as exported (nearest Resize,
+    /// Concat, Conv) instead of the equivalent transposed convolution
+    /// edge-seg rewrites it to, to measure what the rewrite gains.
+    #[arg(long)]
+    pub exported_graph: bool,
 }
 
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
-    let loaded = a.model.load()?;
+    let mut loaded = a.model.load()?;
+    let mut upsample_rewrites = None;
+    if loaded.backend.name() == "tract" {
+        let tract = TractBackend::with_rewrites(&loaded.model.proto, loaded.model.card.classes(), !a.exported_graph);
+        upsample_rewrites = Some(tract.upsample_rewrites());
+        loaded.backend = Box::new(tract);
+    } else if a.exported_graph {
+        bail!("--exported-graph applies to the tract backend");
+    }
     let card = &loaded.model.card;
     let spec = &card.network;
     let edge = a.model.tile.unwrap_or(card.tile.input[0]);
@@ -59,13 +74,14 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
                 "tile": tile, "output": out, "gflop_per_tile": gflop, "seconds_per_tile": per_tile,
                 "first_tile_seconds": warmup, "tiles_per_second": 1.0 / per_tile,
                 "output_voxels_per_second": out_vox / per_tile, "gflops": gflop / per_tile,
+                "upsample_rewrites": upsample_rewrites,
             })
         );
     } else {
         println!("model:        {} — {}", loaded.model.source, loaded.model.describe());
         let name = loaded.backend.name();
-        if name == "tract" {
-            println!("backend:      {name} ({threads} threads)");
+        if let Some(n) = upsample_rewrites {
+            println!("backend:      {name} ({threads} threads, {n} upsampling steps as transposed convolutions)");
         } else {
             println!("backend:      {name}");
         }
