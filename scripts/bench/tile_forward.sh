@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/bench/venv.sh numpy onnxruntime==1.32.0
 cargo build --release --workspace --bins -q
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 WORK="${TMPDIR:-/tmp}/edge-seg-bench"
 mkdir -p "$WORK"
 models=("$@")
@@ -28,7 +28,7 @@ echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
 for t in 1 2; do
     echo "peak (OpenBLAS sgemm, $t threads): $($PY scripts/bench/peak_gemm.py $t)"
 done
-printf '\n%-28s %7s %7s %9s %12s %9s %9s %9s %10s %8s %8s\n' model tile threads tract_s exported_s ort_s tract_GF/s ort_GF/s tract/ort exp/ort tract%pk ort%pk
+printf '\n%-28s %7s %7s %9s %12s %9s %9s %9s %10s %8s %8s %8s\n' model tile threads tract_s exported_s ort_s tract_GF/s ort_GF/s tract/ort exp/ort tract%pk ort%pk
 i=0
 while [ $i -lt ${#models[@]} ]; do
     m=${models[$i]}; tile=${models[$((i+1))]}; i=$((i+2))

@@ -8,7 +8,7 @@
 # On a machine without a GPU, wgpu runs on Mesa's lavapipe (the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN=${EDGE_SEG_BIN:-target/release}
+BIN=${EDGE_SEG_BIN:-${CARGO_TARGET_DIR:-target}/release}
 [ -n "${EDGE_SEG_BIN:-}" ] || cargo build --release --workspace --bins -q
 WORK="${TMPDIR:-/tmp}/edge-seg-bench"
 mkdir -p "$WORK"

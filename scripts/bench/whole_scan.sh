@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/bench/venv.sh numpy scipy nibabel onnx onnxruntime==1.32.0
 cargo build --release --workspace --bins -q
-BIN=target/release
+BIN=${CARGO_TARGET_DIR:-target}/release
 WORK="${TMPDIR:-/tmp}/edge-seg-bench"
 mkdir -p "$WORK"
 MODEL="${MODEL:-models/zoo/default.onnx}"
