@@ -4,7 +4,9 @@
 # with Gaussian-blended sliding window) on a phantom of about 300x225x250
 # voxels. Reports wall time and peak RSS (/usr/bin/time -v), their ratios,
 # and how far the two label maps agree. EDGE_SEG_ARGS adds options to
-# `edge-seg infer` (e.g. EDGE_SEG_ARGS=--parallel-tiles).
+# `edge-seg infer` (e.g. EDGE_SEG_ARGS=--parallel-tiles). EDGE_SEG_PREVIOUS
+# names another edge-seg binary (an earlier build) whose label map is
+# compared with this build's, voxel by voxel.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/bench/venv.sh numpy scipy nibabel onnx onnxruntime==1.32.0
@@ -42,3 +44,15 @@ x = np.asarray(nib.load(f"{work}/edge-seg.seg.nii.gz").dataobj)
 y = np.asarray(nib.load(f"{work}/python.seg.nii.gz").dataobj)
 print(f"label agreement: {100 * (x == y).mean():.2f} % of voxels")
 PYEOF
+if [ -n "${EDGE_SEG_PREVIOUS:-}" ]; then
+    c=$(measure previous "$EDGE_SEG_PREVIOUS" infer "$SCAN" --model "$MODEL" -o "$WORK/previous.seg.nii.gz" --threads "$THREADS" --quiet ${EDGE_SEG_ARGS:-})
+    $PY - "$c" "$WORK" <<'PYEOF'
+import sys
+import nibabel as nib, numpy as np
+c, work = sys.argv[1].split(), sys.argv[2]
+print(f"previous build: wall {float(c[1]):.1f} s, peak RSS {int(c[2]) / 1024:.0f} MiB")
+x = np.asarray(nib.load(f"{work}/edge-seg.seg.nii.gz").dataobj)
+z = np.asarray(nib.load(f"{work}/previous.seg.nii.gz").dataobj)
+print(f"label agreement with the previous build: {100 * (x == z).mean():.4f} % of voxels ({int((x != z).sum())} differ)")
+PYEOF
+fi
