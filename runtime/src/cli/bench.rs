@@ -23,8 +23,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// tract: run the decoder's upsampling as exported (nearest Resize,
-    /// Concat, Conv) instead of the equivalent transposed convolution
-    /// edge-seg rewrites it to, to measure what the rewrite gains.
+    /// Concat, Conv) instead of the equivalent parity convolution edge-seg
+    /// rewrites it to, to measure what the rewrite gains.
     #[arg(long)]
     pub exported_graph: bool,
 }
@@ -81,7 +81,7 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
         println!("model:        {} — {}", loaded.model.source, loaded.model.describe());
         let name = loaded.backend.name();
         if let Some(n) = upsample_rewrites {
-            println!("backend:      {name} ({threads} threads, {n} upsampling steps as transposed convolutions)");
+            println!("backend:      {name} ({threads} threads, {n} upsampling steps as parity convolutions)");
         } else {
             println!("backend:      {name}");
         }

@@ -4,8 +4,8 @@
 //!
 //! - [`final_softmax`]: the final class Softmax is computed by edge-seg;
 //! - [`upsample_conv`]: nearest upsampling, concatenation and convolution
-//!   become a transposed convolution on the low resolution plus a
-//!   convolution of the skip.
+//!   become a convolution of the low resolution computing the 8 output
+//!   parities, interleaved, plus a convolution of the skip.
 
 pub mod final_softmax;
 pub mod upsample_conv;
@@ -70,7 +70,7 @@ impl TractBackend {
         }
     }
 
-    /// How many decoder upsampling steps run as transposed convolutions
+    /// How many decoder upsampling steps run as parity convolutions
     /// ([`upsample_conv`]).
     pub fn upsample_rewrites(&self) -> usize {
         self.upsample_rewrites
