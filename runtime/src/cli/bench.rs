@@ -27,17 +27,26 @@ pub struct BenchArgs {
     /// rewrites it to, to measure what the rewrite gains.
     #[arg(long)]
     pub exported_graph: bool,
+    /// tract: run every convolution on tract's own kernels, not edge-seg's
+    /// 3×3×3 kernel (used where the CPU has AVX-512), to measure what it gains.
+    #[arg(long)]
+    pub tract_convs: bool,
 }
 
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let mut loaded = a.model.load()?;
     let mut upsample_rewrites = None;
     if loaded.backend.name() == "tract" {
-        let tract = TractBackend::with_rewrites(&loaded.model.proto, loaded.model.card.classes(), !a.exported_graph);
-        upsample_rewrites = Some(tract.upsample_rewrites());
+        let tract = TractBackend::with_rewrites(
+            &loaded.model.proto,
+            loaded.model.card.classes(),
+            !a.exported_graph,
+            !a.tract_convs,
+        );
+        upsample_rewrites = Some((tract.upsample_rewrites(), tract.own_convs()));
         loaded.backend = Box::new(tract);
-    } else if a.exported_graph {
-        bail!("--exported-graph applies to the tract backend");
+    } else if a.exported_graph || a.tract_convs {
+        bail!("--exported-graph and --tract-convs apply to the tract backend");
     }
     let card = &loaded.model.card;
     let spec = &card.network;
@@ -74,14 +83,18 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
                 "tile": tile, "output": out, "gflop_per_tile": gflop, "seconds_per_tile": per_tile,
                 "first_tile_seconds": warmup, "tiles_per_second": 1.0 / per_tile,
                 "output_voxels_per_second": out_vox / per_tile, "gflops": gflop / per_tile,
-                "upsample_rewrites": upsample_rewrites,
+                "upsample_rewrites": upsample_rewrites.map(|r| r.0),
+                "own_convs": upsample_rewrites.map(|r| r.1),
             })
         );
     } else {
         println!("model:        {} — {}", loaded.model.source, loaded.model.describe());
         let name = loaded.backend.name();
-        if let Some(n) = upsample_rewrites {
-            println!("backend:      {name} ({threads} threads, {n} upsampling steps as parity convolutions)");
+        if let Some((n, c)) = upsample_rewrites {
+            println!(
+                "backend:      {name} ({threads} threads, {n} upsampling steps as parity convolutions, \
+                 {c} convolutions on edge-seg's kernel)"
+            );
         } else {
             println!("backend:      {name}");
         }

@@ -1,13 +1,19 @@
 //! The CPU backend: tract runs the ONNX graph, with one optimised plan per
-//! tile shape, built once and reused. Two exactly equivalent rewrites of
-//! the graph come first, each cutting what tract does slowly:
+//! tile shape, built once and reused. Exactly equivalent rewrites of the
+//! graph come first, each cutting what tract does slowly:
 //!
 //! - [`final_softmax`]: the final class Softmax is computed by edge-seg;
 //! - [`upsample_conv`]: nearest upsampling, concatenation and convolution
 //!   become a convolution of the low resolution computing the 8 output
-//!   parities, interleaved, plus a convolution of the skip.
+//!   parities, interleaved, plus a convolution of the skip;
+//! - [`conv3`]: 3×3×3 convolutions (with a following ReLU) run on our own
+//!   kernel where the CPU has AVX-512.
+//!
+//! [`graph_view`] indexes a graph for them.
 
+pub mod conv3;
 pub mod final_softmax;
+pub mod graph_view;
 pub mod upsample_conv;
 
 use std::collections::HashMap;
@@ -42,16 +48,19 @@ pub struct TractBackend {
     softmax_after: bool,
     /// How many decoder steps [`upsample_conv`] rewrote.
     upsample_rewrites: usize,
+    /// How many convolutions run on [`conv3`]'s kernel.
+    own_convs: usize,
 }
 
 impl TractBackend {
     pub fn new(proto: &ModelProto, classes: usize) -> TractBackend {
-        Self::with_rewrites(proto, classes, true)
+        Self::with_rewrites(proto, classes, true, true)
     }
 
     /// With `upsample_rewrite` false the decoder's upsampling runs as
-    /// exported (to measure what the rewrite gains).
-    pub fn with_rewrites(proto: &ModelProto, classes: usize, upsample_rewrite: bool) -> TractBackend {
+    /// exported, with `own_convs` false every convolution runs on tract's
+    /// (to measure what each gains).
+    pub fn with_rewrites(proto: &ModelProto, classes: usize, upsample_rewrite: bool, own_convs: bool) -> TractBackend {
         let (proto, softmax_after) = match without_final_softmax(proto) {
             Some(cut) => (cut, true),
             None => (proto.clone(), false),
@@ -61,12 +70,18 @@ impl TractBackend {
         } else {
             (proto, 0)
         };
+        let (proto, own_convs) = if own_convs && conv3::available() {
+            conv3::rewrite(&proto)
+        } else {
+            (proto, 0)
+        };
         TractBackend {
             proto,
             plans: Mutex::new(HashMap::new()),
             classes,
             softmax_after,
             upsample_rewrites,
+            own_convs,
         }
     }
 
@@ -74,6 +89,11 @@ impl TractBackend {
     /// ([`upsample_conv`]).
     pub fn upsample_rewrites(&self) -> usize {
         self.upsample_rewrites
+    }
+
+    /// How many convolutions run on our own kernel ([`conv3`]).
+    pub fn own_convs(&self) -> usize {
+        self.own_convs
     }
 
     /// Whether the graph's final Softmax was cut off and is computed by
@@ -87,7 +107,9 @@ impl TractBackend {
         if let Some(p) = self.plans.lock().unwrap().get(&shape) {
             return Ok(p.clone());
         }
-        let plan = tract_onnx::onnx()
+        let mut onnx = tract_onnx::onnx();
+        conv3::register(&mut onnx);
+        let plan = onnx
             .model_for_proto_model(&self.proto)
             .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, shape[0], shape[1], shape[2]]).into()))
             .and_then(|m| m.into_optimized())
