@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Tile forward on the CPU: edge-seg (tract) vs onnxruntime on the same ONNX
-# model and tile, 1 and 2 threads, with GFLOP/s and the fraction of this
-# CPU's single-precision peak (OpenBLAS sgemm).
+# model and tile, 1 and 2 threads, with GFLOP/s (the network's multiply-adds
+# as exported, so tract's are effective rates) and, for reference, the rate
+# of numpy's OpenBLAS sgemm on this CPU.
 #   scripts/bench/tile_forward.sh [MODEL.onnx TILE]...
 # Default: the paper spec (random weights, 23 classes, 132³) and the shipped
-# default model at its card's tile. tract runs each model twice: as edge-seg
-# runs it (decoder upsampling rewritten as transposed convolutions) and with
-# `--exported-graph` (the graph as exported), to show what the rewrite gains.
+# default model at its card's tile. tract runs each model three times: as
+# edge-seg runs it (decoder upsampling rewritten, 3×3×3 convolutions on
+# edge-seg's kernel where the CPU has AVX-512), with `--tract-convs` (every
+# convolution on tract's kernels) and with `--exported-graph --tract-convs`
+# (the graph as exported, all in tract), to show what each change gains.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/bench/venv.sh numpy onnxruntime==1.32.0
@@ -28,22 +31,22 @@ echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
 for t in 1 2; do
     echo "peak (OpenBLAS sgemm, $t threads): $($PY scripts/bench/peak_gemm.py $t)"
 done
-printf '\n%-28s %7s %7s %9s %12s %9s %9s %9s %10s %8s %8s %8s\n' model tile threads tract_s exported_s ort_s tract_GF/s ort_GF/s tract/ort exp/ort tract%pk ort%pk
+printf '\n%-14s %5s %7s %9s %12s %12s %9s %10s %9s %9s %10s %10s\n' model tile threads tract_s tract_convs_s exported_s ort_s tract_GF/s ort_GF/s tract/ort tr_convs/ort exp/ort
 i=0
 while [ $i -lt ${#models[@]} ]; do
     m=${models[$i]}; tile=${models[$((i+1))]}; i=$((i+2))
     for t in 1 2; do
-        peak=$($PY scripts/bench/peak_gemm.py $t | $PY -c "import json,sys;print(json.load(sys.stdin)['gflops'])")
-        tr=$($BIN/edge-seg bench --model "$m" --tile "$tile" --threads $t --tiles 3 --json)
-        ex=$($BIN/edge-seg bench --model "$m" --tile "$tile" --threads $t --tiles 3 --json --exported-graph)
+            tr=$($BIN/edge-seg bench --model "$m" --tile "$tile" --threads $t --tiles 3 --json)
+        tc=$($BIN/edge-seg bench --model "$m" --tile "$tile" --threads $t --tiles 3 --json --tract-convs)
+        ex=$($BIN/edge-seg bench --model "$m" --tile "$tile" --threads $t --tiles 3 --json --exported-graph --tract-convs)
         ort=$($PY scripts/bench/ort_tile.py "$m" "$tile" $t 3)
-        $PY - "$m" "$tile" "$t" "$peak" "$tr" "$ex" "$ort" <<'PYEOF'
+        $PY - "$m" "$tile" "$t" "$tr" "$tc" "$ex" "$ort" <<'PYEOF'
 import json, os, sys
-m, tile, t, peak = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-tr, ex, ort = (json.loads(a) for a in sys.argv[5:8])
+m, tile, t = sys.argv[1], sys.argv[2], sys.argv[3]
+tr, tc, ex, ort = (json.loads(a) for a in sys.argv[4:8])
 gf = tr["gflop_per_tile"]
-ts, xs, os_ = tr["seconds_per_tile"], ex["seconds_per_tile"], ort["seconds_per_tile"]
-print(f"{os.path.basename(m):<28} {tile:>7} {t:>7} {ts:>9.3f} {xs:>12.3f} {os_:>9.3f} {gf/ts:>9.1f} {gf/os_:>9.1f} {ts/os_:>10.2f} {xs/os_:>8.2f} {100*gf/ts/peak:>7.0f}% {100*gf/os_/peak:>7.0f}%")
+ts, cs, xs, os_ = tr["seconds_per_tile"], tc["seconds_per_tile"], ex["seconds_per_tile"], ort["seconds_per_tile"]
+print(f"{os.path.basename(m):<14} {tile:>5} {t:>7} {ts:>9.3f} {cs:>12.3f} {xs:>12.3f} {os_:>9.3f} {gf/ts:>10.1f} {gf/os_:>9.1f} {ts/os_:>9.2f} {cs/os_:>10.2f} {xs/os_:>10.2f}")
 PYEOF
     done
 done
