@@ -280,6 +280,13 @@ struct Out(*mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
+impl Out {
+    /// The pointer (a method, so closures capture the whole `Out`).
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
 impl Conv3 {
     /// The convolution of `src` (already padded: `[n, ci, d, h, w]`
     /// with `dims = [n, d, h, w]`) into `dst` (`out_shape`).
@@ -303,7 +310,6 @@ impl Conv3 {
         assert_eq!(src.len(), n * self.ci * plane_in);
         let out = Out(dst.as_mut_ptr());
         (0..n * od).into_par_iter().for_each(|nz| {
-            let out = out;
             let (b, z) = (nz / od, nz % od);
             for y in 0..oh {
                 let row = &src[b * self.ci * plane_in + z * h * w + y * w..];
@@ -325,7 +331,7 @@ impl Conv3 {
                                 row.as_ptr().add(x0),
                                 &offsets,
                                 weights.as_ptr(),
-                                out.0.add(at),
+                                out.get().add(at),
                                 plane_out,
                                 bias,
                                 width,
