@@ -4,10 +4,11 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use ndarray::Array3;
 
+use edge_seg_runtime::backend::tract::{conv3, Rewrites};
 use edge_seg_runtime::backend::TractBackend;
 
 use super::model_args::ModelArgs;
@@ -28,31 +29,52 @@ pub struct BenchArgs {
     #[arg(long)]
     pub exported_graph: bool,
     /// tract: run every convolution on tract's own kernels, not edge-seg's
-    /// 3×3×3 kernel (used where the CPU has AVX-512), to measure what it gains.
-    #[arg(long)]
+    /// 3×3×3 kernel, to measure what it gains.
+    #[arg(long, conflicts_with = "conv_kernel")]
     pub tract_convs: bool,
+    /// tract: edge-seg's 3×3×3 kernel to use, `avx512` or `avx2` (default:
+    /// the best this CPU runs).
+    #[arg(long)]
+    pub conv_kernel: Option<String>,
 }
 
 pub fn run(a: &BenchArgs) -> Result<ExitCode> {
     let mut loaded = a.model.load()?;
+    let edge = {
+        let spec = &loaded.model.card.network;
+        let edge = a.model.tile.unwrap_or(loaded.model.card.tile.input[0]);
+        *spec.legal_input_sizes(edge.max(spec.smallest_input())).last().unwrap()
+    };
+    let tile = [edge; 3];
     let mut upsample_rewrites = None;
+    let mut convs_name = None;
     if loaded.backend.name() == "tract" {
-        let tract = TractBackend::with_rewrites(
-            &loaded.model.proto,
-            loaded.model.card.classes(),
-            !a.exported_graph,
-            !a.tract_convs,
-        );
+        let convs = match a.conv_kernel.as_deref() {
+            _ if a.tract_convs => None,
+            None => conv3::best(),
+            Some(name) => {
+                let kind = conv3::Kind::from_name(name)
+                    .with_context(|| format!("unknown --conv-kernel {name:?}: use avx512 or avx2"))?;
+                if !kind.runs_here() {
+                    bail!("--conv-kernel {name}: this CPU does not run it");
+                }
+                Some(kind)
+            }
+        };
+        convs_name = convs.map(|k| k.name());
+        let rewrites = Rewrites {
+            upsample: !a.exported_graph,
+            convs,
+        };
+        let tract = TractBackend::with_rewrites(&loaded.model.proto, loaded.model.card.classes(), rewrites);
+        // Planned (and so rewritten) for this tile now, so the counts are known.
+        tract.plan(tile).map_err(anyhow::Error::msg)?;
         upsample_rewrites = Some((tract.upsample_rewrites(), tract.own_convs()));
         loaded.backend = Box::new(tract);
-    } else if a.exported_graph || a.tract_convs {
-        bail!("--exported-graph and --tract-convs apply to the tract backend");
+    } else if a.exported_graph || a.tract_convs || a.conv_kernel.is_some() {
+        bail!("--exported-graph, --tract-convs and --conv-kernel apply to the tract backend");
     }
-    let card = &loaded.model.card;
-    let spec = &card.network;
-    let edge = a.model.tile.unwrap_or(card.tile.input[0]);
-    let edge = *spec.legal_input_sizes(edge.max(spec.smallest_input())).last().unwrap();
-    let tile = [edge; 3];
+    let spec = &loaded.model.card.network;
     let out = spec.output_shape(tile)?;
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let input = Array3::from_shape_fn((edge, edge, edge), |_| {
@@ -85,6 +107,7 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
                 "output_voxels_per_second": out_vox / per_tile, "gflops": gflop / per_tile,
                 "upsample_rewrites": upsample_rewrites.map(|r| r.0),
                 "own_convs": upsample_rewrites.map(|r| r.1),
+                "conv_kernel": upsample_rewrites.filter(|r| r.1 > 0).and(convs_name),
             })
         );
     } else {
@@ -93,7 +116,8 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode> {
         if let Some((n, c)) = upsample_rewrites {
             println!(
                 "backend:      {name} ({threads} threads, {n} upsampling steps as parity convolutions, \
-                 {c} convolutions on edge-seg's kernel)"
+                 {c} convolutions on edge-seg's {} kernel)",
+                convs_name.unwrap_or("-")
             );
         } else {
             println!("backend:      {name}");

@@ -1,4 +1,4 @@
-//! Our 3×3×3 convolution for tract, on CPUs with AVX-512.
+//! Our 3×3×3 convolution for tract, on x86-64 CPUs with AVX-512 or AVX2 and FMA.
 //!
 //! tract computes a convolution as a matrix product whose right-hand
 //! operand it gathers voxel by voxel from the input (lazy im2col); on the
@@ -8,17 +8,17 @@
 //! row `(z, y)` and 32 voxels along x, every term `(c, dz, dy, dx)` of the
 //! sum is a contiguous run of 32 input voxels, loaded straight from the
 //! input row `(c, z + dz, y + dy)` at offset `dx`. A block of 8 output
-//! channels × 32 voxels stays in 16 vector registers while the 27·C terms
-//! are added in, each a broadcast weight times a loaded run; bias and a
-//! following ReLU are applied as the block is stored. Planes of the output
-//! are shared among rayon's threads.
+//! channels × 32 voxels (AVX-512; with AVX2, 6 × 16) stays in vector
+//! registers while the 27·C terms are added in, each a broadcast weight
+//! times a loaded run; bias and a following ReLU are applied as the block
+//! is stored. Planes of the output are shared among rayon's threads.
 //!
 //! The graph carries it as an `EdgeSegConv3` node (domain `edge-seg`):
 //! inputs `x [N, C, D, H, W]`, weight `[Co, C, 3, 3, 3]` and optional bias
-//! `[Co]` (both constant), attributes `pad` (0 or 1 on every side) and
-//! `relu` (0 or 1). [`rewrite`] puts it in place of the graph's matching
-//! Conv (and Relu) nodes when the CPU has AVX-512, and [`register`] teaches
-//! tract to read it.
+//! `[Co]` (both constant), attributes `pad` (0 or 1 on every side), `relu`
+//! (0 or 1) and `kernel` (`avx512` or `avx2`). [`rewrite`] puts it in place of the graph's matching
+//! Conv (and Relu) nodes when the CPU runs one of the kernels, and
+//! [`register`] teaches tract to read it.
 
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ use tract_onnx::pb::{ModelProto, NodeProto};
 use tract_onnx::tract_hir::internal::*;
 
 use super::graph_view::{plain, three_cubed_stride_one, View};
-use crate::backend::graph::build::{attr_int, f32_tensor, node_to};
+use crate::backend::graph::build::{attr_int, attr_str, f32_tensor, node_to};
 use crate::backend::graph::tensor::Values;
 
 /// The op type the rewrite writes.
@@ -34,21 +34,64 @@ pub const OP_TYPE: &str = "EdgeSegConv3";
 /// The domain of that op.
 pub const DOMAIN: &str = "edge-seg";
 
-/// Output channels per block.
+/// Output channels per block of the AVX-512 kernel (the largest block).
 const MR: usize = 8;
-/// Output voxels along x per block (two vectors of 16).
-const NR: usize = 32;
 
-/// Whether this CPU runs the kernel.
+/// Which kernel runs the blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// 8 channels × 32 voxels (two 16-float vectors), 16 accumulators of 32.
+    Avx512,
+    /// 6 channels × 16 voxels (two 8-float vectors), 12 accumulators of 16.
+    Avx2,
+}
+
+impl Kind {
+    /// Output channels and voxels per block.
+    fn block(self) -> (usize, usize) {
+        match self {
+            Kind::Avx512 => (8, 32),
+            Kind::Avx2 => (6, 16),
+        }
+    }
+
+    /// The kernel's name (the node's `kernel` attribute, `--conv-kernel`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Avx512 => "avx512",
+            Kind::Avx2 => "avx2",
+        }
+    }
+
+    /// The kernel of that name.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [Kind::Avx512, Kind::Avx2].into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether this CPU runs it.
+    pub fn runs_here(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match self {
+                Kind::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+                Kind::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+}
+
+/// The kernel this CPU runs best, if any.
+pub fn best() -> Option<Kind> {
+    [Kind::Avx512, Kind::Avx2].into_iter().find(|k| k.runs_here())
+}
+
+/// Whether this CPU runs one of the kernels.
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    best().is_some()
 }
 
 /// Teach tract's ONNX reader the op.
@@ -65,8 +108,19 @@ fn parse(
     if !(0..=1).contains(&pad) {
         bail!("{OP_TYPE}: pad {pad} (0 or 1 only)");
     }
+    let name = node
+        .attribute
+        .iter()
+        .find(|a| a.name == "kernel")
+        .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+        .unwrap_or_default();
+    let kind = Kind::from_name(&name).with_context(|| format!("{OP_TYPE}: unknown kernel {name:?}"))?;
+    if !kind.runs_here() {
+        bail!("{OP_TYPE}: this CPU does not run the {name} kernel");
+    }
     Ok((
         expand(Conv3Expansion {
+            kind,
             pad: pad as usize,
             relu: int("relu") == 1,
             has_bias: node.input.get(2).is_some_and(|b| !b.is_empty()),
@@ -77,6 +131,7 @@ fn parse(
 
 #[derive(Debug, Clone, PartialEq)]
 struct Conv3Expansion {
+    kind: Kind,
     pad: usize,
     relu: bool,
     has_bias: bool,
@@ -137,26 +192,29 @@ impl Expansion for Conv3Expansion {
         };
         let w = w.to_plain_array_view::<f32>()?;
         let w: Vec<f32> = w.iter().copied().collect();
+        let kind = self.kind;
         let op = Conv3 {
             ci,
             co,
             pad: self.pad,
             relu: self.relu,
-            packed: Arc::new(pack(&w, co, ci)),
+            kind,
+            packed: Arc::new(pack(&w, co, ci, kind.block().0)),
             bias: Arc::new(bias),
         };
         model.wire_node(prefix, op, &inputs[..1])
     }
 }
 
-/// The typed op: weights packed in blocks of [`MR`] output channels.
+/// The typed op: weights packed in blocks of the kernel's output channels.
 #[derive(Debug, Clone)]
 pub struct Conv3 {
     ci: usize,
     co: usize,
     pad: usize,
     relu: bool,
-    /// `[co / MR rounded up][27·ci][MR]`, term `((c·3 + dz)·3 + dy)·3 + dx`.
+    kind: Kind,
+    /// `[co / mr rounded up][27·ci][mr]`, term `((c·3 + dz)·3 + dy)·3 + dx`.
     packed: Arc<Vec<f32>>,
     bias: Arc<Vec<f32>>,
 }
@@ -166,7 +224,7 @@ pub struct Conv3 {
 impl PartialEq for Conv3 {
     fn eq(&self, other: &Conv3) -> bool {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
-        (self.ci, self.co, self.pad, self.relu) == (other.ci, other.co, other.pad, other.relu)
+        (self.ci, self.co, self.pad, self.relu, self.kind) == (other.ci, other.co, other.pad, other.relu, other.kind)
             && bits(&self.packed) == bits(&other.packed)
             && bits(&self.bias) == bits(&other.bias)
     }
@@ -174,16 +232,16 @@ impl PartialEq for Conv3 {
 
 impl Eq for Conv3 {}
 
-/// Weights `[co, ci, 3, 3, 3]` in blocks of MR output channels, each
-/// `[27·ci][MR]` (missing channels of the last block zero).
-fn pack(w: &[f32], co: usize, ci: usize) -> Vec<f32> {
+/// Weights `[co, ci, 3, 3, 3]` in blocks of `mr` output channels, each
+/// `[27·ci][mr]` (missing channels of the last block zero).
+fn pack(w: &[f32], co: usize, ci: usize, mr: usize) -> Vec<f32> {
     let k = 27 * ci;
-    let blocks = co.div_ceil(MR);
-    let mut packed = vec![0.0f32; blocks * k * MR];
+    let blocks = co.div_ceil(mr);
+    let mut packed = vec![0.0f32; blocks * k * mr];
     for o in 0..co {
-        let (b, r) = (o / MR, o % MR);
+        let (b, r) = (o / mr, o % mr);
         for t in 0..k {
-            packed[(b * k + t) * MR + r] = w[o * k + t];
+            packed[(b * k + t) * mr + r] = w[o * k + t];
         }
     }
     packed
@@ -309,25 +367,30 @@ impl Conv3 {
         assert_eq!(dst.len(), n * co * plane_out);
         assert_eq!(src.len(), n * self.ci * plane_in);
         let out = Out(dst.as_mut_ptr());
+        let (mr, nr) = self.kind.block();
         (0..n * od).into_par_iter().for_each(|nz| {
             let (b, z) = (nz / od, nz % od);
             for y in 0..oh {
                 let row = &src[b * self.ci * plane_in + z * h * w + y * w..];
-                for block in 0..co.div_ceil(MR) {
-                    let rows = MR.min(co - block * MR);
-                    let weights = &self.packed[block * k * MR..(block + 1) * k * MR];
-                    let bias = &self.bias[block * MR..block * MR + rows];
+                for block in 0..co.div_ceil(mr) {
+                    let rows = mr.min(co - block * mr);
+                    let weights = &self.packed[block * k * mr..(block + 1) * k * mr];
+                    let bias = &self.bias[block * mr..block * mr + rows];
                     let mut x0 = 0;
                     while x0 < ow {
-                        let width = NR.min(ow - x0);
-                        let at = (b * co + block * MR) * plane_out + (z * oh + y) * ow + x0;
-                        // SAFETY: `available()` was checked before the op was
-                        // put in the graph; every read stays within `src`
+                        let width = nr.min(ow - x0);
+                        let at = (b * co + block * mr) * plane_out + (z * oh + y) * ow + x0;
+                        // SAFETY: the kernel runs here (checked when the op
+                        // was made); every read stays within `src`
                         // (the last term of the last voxel is `row[offsets[k-1]
                         // + x0 + width - 1]`, inside the padded input), and
                         // this task alone writes plane z of image b.
                         unsafe {
-                            kernel::block(
+                            let block = match self.kind {
+                                Kind::Avx512 => kernel::block_avx512,
+                                Kind::Avx2 => kernel::block_avx2,
+                            };
+                            block(
                                 row.as_ptr().add(x0),
                                 &offsets,
                                 weights.as_ptr(),
@@ -358,7 +421,7 @@ mod kernel {
     /// channel, channels `stride` apart.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn block(
+    pub unsafe fn block_avx512(
         src: *const f32,
         offsets: &[isize],
         a: *const f32,
@@ -420,13 +483,82 @@ mod kernel {
             _mm512_mask_storeu_ps(o.add(16), m1, v1);
         }
     }
+
+    /// One block of the AVX2 kernel: `rows` (≤ 6) output channels ×
+    /// `width` (≤ 16) voxels, arguments as [`block_avx512`]'s, weights
+    /// packed `[K][6]`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn block_avx2(
+        src: *const f32,
+        offsets: &[isize],
+        a: *const f32,
+        dst: *mut f32,
+        stride: usize,
+        bias: &[f32],
+        width: usize,
+        relu: bool,
+    ) {
+        const R: usize = 6;
+        let lane = |i: usize| if i < width { -1i32 } else { 0 };
+        let m0 = _mm256_setr_epi32(lane(0), lane(1), lane(2), lane(3), lane(4), lane(5), lane(6), lane(7));
+        let m1 = _mm256_setr_epi32(
+            lane(8),
+            lane(9),
+            lane(10),
+            lane(11),
+            lane(12),
+            lane(13),
+            lane(14),
+            lane(15),
+        );
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        if width == 16 {
+            for (t, &off) in offsets.iter().enumerate() {
+                let p = src.offset(off);
+                let b0 = _mm256_loadu_ps(p);
+                let b1 = _mm256_loadu_ps(p.add(8));
+                let w = a.add(t * R);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm256_broadcast_ss(&*w.add(r));
+                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+        } else {
+            for (t, &off) in offsets.iter().enumerate() {
+                let p = src.offset(off);
+                let b0 = _mm256_maskload_ps(p, m0);
+                let b1 = _mm256_maskload_ps(p.add(8), m1);
+                let w = a.add(t * R);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm256_broadcast_ss(&*w.add(r));
+                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+        }
+        let zero = _mm256_setzero_ps();
+        for (r, (acc, &b)) in acc.iter().zip(bias).enumerate() {
+            let bv = _mm256_set1_ps(b);
+            let mut v0 = _mm256_add_ps(acc[0], bv);
+            let mut v1 = _mm256_add_ps(acc[1], bv);
+            if relu {
+                v0 = _mm256_max_ps(v0, zero);
+                v1 = _mm256_max_ps(v1, zero);
+            }
+            let o = dst.add(r * stride);
+            _mm256_maskstore_ps(o, m0, v0);
+            _mm256_maskstore_ps(o.add(8), m1, v1);
+        }
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 mod kernel {
-    /// Never called: [`super::available`] is false off x86-64.
+    /// Never called: no kernel runs off x86-64 ([`super::best`] is None).
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn block(
+    pub unsafe fn block_avx512(
         _src: *const f32,
         _offsets: &[isize],
         _a: *const f32,
@@ -436,15 +568,17 @@ mod kernel {
         _width: usize,
         _relu: bool,
     ) {
-        unreachable!("the 3×3×3 kernel needs AVX-512")
+        unreachable!("the 3×3×3 kernels need x86-64")
     }
+
+    pub use block_avx512 as block_avx2;
 }
 
 /// `model` with every 3×3×3 Conv (stride 1, no dilation, one group,
 /// padding 0 or 1, constant weights and bias) replaced by [`OP_TYPE`],
-/// fused with a Relu that alone reads it; and how many were replaced.
-/// Call only where [`available`].
-pub fn rewrite(model: &ModelProto) -> (ModelProto, usize) {
+/// fused with a Relu that alone reads it, to run on `kind`'s kernel (which
+/// must run here); and how many were replaced.
+pub fn rewrite(model: &ModelProto, kind: Kind) -> (ModelProto, usize) {
     let mut out = model.clone();
     let Some(g) = out.graph.as_mut() else {
         return (out, 0);
@@ -495,7 +629,11 @@ pub fn rewrite(model: &ModelProto) -> (ModelProto, usize) {
             &n.name,
             &inputs,
             &output,
-            vec![attr_int("pad", pad), attr_int("relu", relu.is_some() as i64)],
+            vec![
+                attr_int("pad", pad),
+                attr_int("relu", relu.is_some() as i64),
+                attr_str("kernel", kind.name()),
+            ],
         );
         node.domain = DOMAIN.into();
         let mut bias_init = Vec::new();
@@ -600,7 +738,7 @@ mod tests {
         // co = 9: two blocks, the second with one channel and 7 zero rows.
         let (co, ci) = (9, 2);
         let w: Vec<f32> = (0..co * ci * 27).map(|i| i as f32).collect();
-        let p = pack(&w, co, ci);
+        let p = pack(&w, co, ci, MR);
         assert_eq!(p.len(), 2 * 54 * MR);
         // channel 3, term 10 → block 0, row 3
         assert_eq!(p[10 * MR + 3], (3 * 54 + 10) as f32);
@@ -609,27 +747,77 @@ mod tests {
         assert_eq!(p[(54 + 53) * MR + 1], 0.0);
     }
 
+    /// The op with `kind`'s kernel run directly on the test input.
+    fn direct(kind: Kind, ci: usize, co: usize, pad: usize, relu: bool, bias: bool, shape: [usize; 5]) -> Vec<f32> {
+        let op = Conv3 {
+            ci,
+            co,
+            pad,
+            relu,
+            kind,
+            packed: Arc::new(pack(&values(co * ci * 27, 5), co, ci, kind.block().0)),
+            bias: Arc::new(if bias { values(co, 9) } else { vec![0.0; co] }),
+        };
+        let x = tract_ndarray::ArrayD::from_shape_vec(shape.to_vec(), values(shape.iter().product(), 1)).unwrap();
+        let out = op
+            .eval(&EvalContext::out_of_plan(), tvec!(Tensor::from(x).into_tvalue()))
+            .unwrap();
+        out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+    }
+
+    /// Channel counts off the block sizes, widths with a partial block or
+    /// below one vector and over two blocks, both paddings, with and without
+    /// bias and ReLU, a batch of two.
+    const CASES: [(usize, usize, usize, bool, bool, [usize; 5]); 6] = [
+        (3, 11, 1, true, true, [1, 3, 7, 9, 37]),
+        (1, 8, 0, false, true, [1, 1, 6, 5, 34]),
+        (5, 16, 1, false, false, [2, 5, 4, 6, 5]),
+        (4, 3, 0, true, false, [1, 4, 5, 4, 66]),
+        (2, 9, 1, true, true, [1, 2, 3, 3, 16]),
+        (2, 13, 1, false, true, [1, 2, 3, 4, 23]),
+    ];
+
     #[test]
-    fn the_kernel_computes_tracts_convolution() {
-        if !available() {
-            // Off AVX-512 the rewrite must leave the graph alone.
-            assert_eq!(rewrite(&conv(2, 3, 1, true, true)).1, 0, "rewritten without AVX-512");
-            eprintln!("no AVX-512 here: the kernel itself is not exercised");
+    fn each_kernel_computes_tracts_convolution() {
+        let kinds: Vec<Kind> = [Kind::Avx512, Kind::Avx2]
+            .into_iter()
+            .filter(|k| k.runs_here())
+            .collect();
+        if kinds.is_empty() {
+            // Without a kernel the rewrite must leave the graph alone.
+            assert!(best().is_none());
+            eprintln!("no AVX2 or AVX-512 here: the kernels are not exercised");
             return;
         }
-        // Channel counts off the block size, widths with a tail, below one
-        // vector and over two blocks, both paddings, with and without bias
-        // and ReLU, a batch of two.
-        let cases = [
-            (3, 11, 1, true, true, [1, 3, 7, 9, 37]),
-            (1, 8, 0, false, true, [1, 1, 6, 5, 34]),
-            (5, 16, 1, false, false, [2, 5, 4, 6, 5]),
-            (4, 3, 0, true, false, [1, 4, 5, 4, 66]),
-            (2, 9, 1, true, true, [1, 2, 3, 3, 16]),
-        ];
-        for (ci, co, pad, relu, bias, shape) in cases {
-            let m = conv(ci, co, pad, relu, bias);
-            let (r, count) = rewrite(&m);
+        for (ci, co, pad, relu, bias, shape) in CASES {
+            let (_, expected) = run(&conv(ci, co, pad as i64, relu, bias), shape);
+            for &kind in &kinds {
+                let got = direct(kind, ci, co, pad, relu, bias, shape);
+                assert_eq!(got.len(), expected.len());
+                let worst = got
+                    .iter()
+                    .zip(&expected)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f32::max);
+                assert!(
+                    worst < 1e-4,
+                    "{kind:?}, {ci}→{co}, pad {pad}, {shape:?}: largest difference {worst}"
+                );
+                if relu {
+                    assert!(got.iter().all(|&v| v >= 0.0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_rewritten_graph_computes_the_same_scores() {
+        if !available() {
+            return; // each_kernel_computes_tracts_convolution checks the rewrite is skipped
+        }
+        for (ci, co, pad, relu, bias, shape) in CASES {
+            let m = conv(ci, co, pad as i64, relu, bias);
+            let (r, count) = rewrite(&m, best().unwrap());
             assert_eq!(count, 1);
             let ops: Vec<&str> = r
                 .graph
@@ -648,9 +836,6 @@ mod tests {
                 worst < 1e-4,
                 "{ci}→{co}, pad {pad}, {shape:?}: largest difference {worst}"
             );
-            if relu {
-                assert!(b.iter().all(|&v| v >= 0.0));
-            }
         }
     }
 
@@ -666,25 +851,23 @@ mod tests {
             let c = &mut m.graph.as_mut().unwrap().node[0];
             c.attribute.retain(|a| a.name != name);
             c.attribute.push(attr_ints(name, &v));
-            assert_eq!(rewrite(&m).1, 0, "{name}");
+            assert_eq!(rewrite(&m, Kind::Avx2).1, 0, "{name}");
         }
         // A Relu reading a conv whose output is also a graph output stays.
         let mut m = conv(2, 3, 1, true, true);
         let g = m.graph.as_mut().unwrap();
         g.output.push(g.output[0].clone());
         g.output[1].name = "conv".into();
-        if available() {
-            let (r, count) = rewrite(&m);
-            assert_eq!(count, 1);
-            let ops: Vec<&str> = r
-                .graph
-                .as_ref()
-                .unwrap()
-                .node
-                .iter()
-                .map(|n| n.op_type.as_str())
-                .collect();
-            assert_eq!(ops, [OP_TYPE, "Relu"]);
-        }
+        let (r, count) = rewrite(&m, Kind::Avx2);
+        assert_eq!(count, 1);
+        let ops: Vec<&str> = r
+            .graph
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .map(|n| n.op_type.as_str())
+            .collect();
+        assert_eq!(ops, [OP_TYPE, "Relu"]);
     }
 }

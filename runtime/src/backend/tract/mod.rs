@@ -38,62 +38,91 @@ pub fn set_threads(n: usize) {
     });
 }
 
+/// Which rewrites [`TractBackend::with_rewrites`] makes.
+#[derive(Debug, Clone, Copy)]
+pub struct Rewrites {
+    /// Decoder upsampling as parity convolutions ([`upsample_conv`]).
+    pub upsample: bool,
+    /// 3×3×3 convolutions on this kernel ([`conv3`]); None: tract's.
+    pub convs: Option<conv3::Kind>,
+}
+
+impl Default for Rewrites {
+    /// Every rewrite, with the best kernel this CPU runs.
+    fn default() -> Rewrites {
+        Rewrites {
+            upsample: true,
+            convs: conv3::best(),
+        }
+    }
+}
+
 /// A model prepared for tract.
 pub struct TractBackend {
+    /// The graph as read, less a final Softmax; the rewrites are made for
+    /// each tile shape in [`TractBackend::plan`].
     proto: ModelProto,
+    rewrites: Rewrites,
     plans: Mutex<HashMap<[usize; 3], Arc<TypedRunnableModel>>>,
     classes: usize,
     /// The graph's final Softmax was cut off and is applied by
     /// [`softmax_channels`] instead.
     softmax_after: bool,
-    /// How many decoder steps [`upsample_conv`] rewrote.
-    upsample_rewrites: usize,
-    /// How many convolutions run on [`conv3`]'s kernel.
-    own_convs: usize,
+    /// Decoder steps [`upsample_conv`] rewrote and convolutions on
+    /// [`conv3`]'s kernel, in the last plan built.
+    rewritten: Mutex<(usize, usize)>,
 }
 
 impl TractBackend {
     pub fn new(proto: &ModelProto, classes: usize) -> TractBackend {
-        Self::with_rewrites(proto, classes, true, true)
+        Self::with_rewrites(proto, classes, Rewrites::default())
     }
 
-    /// With `upsample_rewrite` false the decoder's upsampling runs as
-    /// exported, with `own_convs` false every convolution runs on tract's
-    /// (to measure what each gains).
-    pub fn with_rewrites(proto: &ModelProto, classes: usize, upsample_rewrite: bool, own_convs: bool) -> TractBackend {
+    /// With the rewrites `rewrites` asks for (all by default; fewer to
+    /// measure what each gains).
+    pub fn with_rewrites(proto: &ModelProto, classes: usize, rewrites: Rewrites) -> TractBackend {
         let (proto, softmax_after) = match without_final_softmax(proto) {
             Some(cut) => (cut, true),
             None => (proto.clone(), false),
         };
-        let (proto, upsample_rewrites) = if upsample_rewrite {
-            upsample_conv::rewrite(&proto)
-        } else {
-            (proto, 0)
-        };
-        let (proto, own_convs) = if own_convs && conv3::available() {
-            conv3::rewrite(&proto)
-        } else {
-            (proto, 0)
-        };
         TractBackend {
             proto,
+            rewrites: Rewrites {
+                upsample: rewrites.upsample,
+                convs: rewrites.convs.filter(|k| k.runs_here()),
+            },
             plans: Mutex::new(HashMap::new()),
             classes,
             softmax_after,
-            upsample_rewrites,
-            own_convs,
+            rewritten: Mutex::new((0, 0)),
         }
     }
 
     /// How many decoder upsampling steps run as parity convolutions
-    /// ([`upsample_conv`]).
+    /// ([`upsample_conv`]) in the last plan built (0 before the first tile).
     pub fn upsample_rewrites(&self) -> usize {
-        self.upsample_rewrites
+        self.rewritten.lock().unwrap().0
     }
 
-    /// How many convolutions run on our own kernel ([`conv3`]).
+    /// How many convolutions run on our own kernel ([`conv3`]) in the last
+    /// plan built (0 before the first tile).
     pub fn own_convs(&self) -> usize {
-        self.own_convs
+        self.rewritten.lock().unwrap().1
+    }
+
+    /// The graph rewritten for a tile shape.
+    fn rewritten_for(&self, shape: [usize; 3]) -> ModelProto {
+        let (proto, upsampled) = if self.rewrites.upsample {
+            upsample_conv::rewrite(&self.proto, &upsample_conv::low_res_sizes(&self.proto, shape))
+        } else {
+            (self.proto.clone(), 0)
+        };
+        let (proto, convs) = match self.rewrites.convs {
+            Some(kind) => conv3::rewrite(&proto, kind),
+            None => (proto, 0),
+        };
+        *self.rewritten.lock().unwrap() = (upsampled, convs);
+        proto
     }
 
     /// Whether the graph's final Softmax was cut off and is computed by
@@ -107,10 +136,11 @@ impl TractBackend {
         if let Some(p) = self.plans.lock().unwrap().get(&shape) {
             return Ok(p.clone());
         }
+        let proto = self.rewritten_for(shape);
         let mut onnx = tract_onnx::onnx();
         conv3::register(&mut onnx);
         let plan = onnx
-            .model_for_proto_model(&self.proto)
+            .model_for_proto_model(&proto)
             .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, shape[0], shape[1], shape[2]]).into()))
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())

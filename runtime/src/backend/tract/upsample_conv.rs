@@ -20,8 +20,11 @@
 //! on each axis); with same padding a Slice drops the first and last plane,
 //! where `Y[j] = interleaved[j + 1]`. The upsampled tensor is never built,
 //! the Resize and the Concat disappear, and the upsampled channels cost 8
-//! multiply-adds per output voxel instead of 27. The shapes are computed in
-//! the graph (Shape, Slice, Concat, Mul), so the rewrite holds for any tile.
+//! multiply-adds per output voxel instead of 27. The Reshape targets are
+//! constants for one tile shape ([`low_res_sizes`] gives the sizes), so the
+//! backend rewrites the graph for each tile shape it plans. (Computing them
+//! in the graph with Shape, Concat and Mul made valgrind report tract
+//! reading uninitialised memory while it folds those integer ops.)
 //!
 //! Measured on the shipped default model (48³ tile, one thread): tract's
 //! nearest Resize alone took 25 % of a tile's time (BENCHMARKS.md).
@@ -37,8 +40,30 @@ use super::graph_view::{attr, attr_string, drop_unused_initializers, plain, thre
 use crate::backend::graph::build::{attr_int, attr_ints, f32_tensor, i64_tensor, node_to};
 use crate::backend::graph::tensor::{Constant, Values};
 
-/// `model` with every matching decoder step rewritten, and how many were.
-pub fn rewrite(model: &ModelProto) -> (ModelProto, usize) {
+/// The spatial size `[z, y, x]` of every value of `model` for an input
+/// tile `[z, y, x]`, by value name, for graphs in the op set of
+/// [`crate::backend::graph`] (empty for any other graph, which the rewrite
+/// then leaves alone).
+pub fn low_res_sizes(model: &ModelProto, tile: [usize; 3]) -> HashMap<String, [usize; 3]> {
+    let Ok(graph) = crate::backend::graph::Graph::from_proto(model) else {
+        return HashMap::new();
+    };
+    let channels = graph.input_channels.unwrap_or(1);
+    let Ok(shapes) = crate::backend::graph::shape::infer_shapes(&graph, [tile[0], tile[1], tile[2], channels]) else {
+        return HashMap::new();
+    };
+    graph
+        .names
+        .iter()
+        .zip(shapes)
+        .filter_map(|(name, s)| s.map(|[z, y, x, _]| (name.clone(), [z, y, x])))
+        .collect()
+}
+
+/// `model` with every matching decoder step rewritten for the sizes
+/// `sizes` gives (a step whose input size is missing is left alone), and
+/// how many were.
+pub fn rewrite(model: &ModelProto, sizes: &HashMap<String, [usize; 3]>) -> (ModelProto, usize) {
     let mut out = model.clone();
     let Some(g) = out.graph.as_mut() else {
         return (out, 0);
@@ -51,7 +76,7 @@ pub fn rewrite(model: &ModelProto) -> (ModelProto, usize) {
         .unwrap_or(0);
     let found: Vec<Match> = {
         let view = View::new(g);
-        (0..g.node.len()).filter_map(|i| view.find(i, opset)).collect()
+        (0..g.node.len()).filter_map(|i| view.find(i, opset, sizes)).collect()
     };
     if found.is_empty() {
         return (out, 0);
@@ -87,7 +112,7 @@ struct Match {
 
 impl View<'_> {
     /// The decoder step whose Resize is node `i`, if it has the form.
-    fn find(&self, i: usize, opset: i64) -> Option<Match> {
+    fn find(&self, i: usize, opset: i64, sizes: &HashMap<String, [usize; 3]>) -> Option<Match> {
         let resize = &self.g.node[i];
         if !plain(resize) || resize.op_type != "Resize" || opset < 11 || !nearest_times_two(self, resize) {
             return None;
@@ -128,6 +153,7 @@ impl View<'_> {
             return None;
         };
         let x = resize.input.first()?.as_str();
+        let low = sizes.get(x)?;
         let c_up = self
             .channels(x, 0)
             .or_else(|| self.channels(skip, 0).and_then(|c| total.checked_sub(c)))?;
@@ -163,37 +189,26 @@ impl View<'_> {
             &v("parities"),
             &[x, &up_weight],
             &v("parities"),
-            vec![attr_ints("kernel_shape", &[2; 3]), attr_ints("pads", &[pad; 6])],
+            // Strides, dilations and group spelled out, as the exporter
+            // writes them: tract's optimiser reads uninitialised memory
+            // (valgrind) when they are left to their defaults.
+            vec![
+                attr_ints("kernel_shape", &[2; 3]),
+                attr_ints("pads", &[pad; 6]),
+                attr_ints("strides", &[1; 3]),
+                attr_ints("dilations", &[1; 3]),
+                attr_int("group", 1),
+            ],
         );
         parities.doc_string = format!(
             "the upsampled channels of {:?}: 8 output parities on the low resolution",
             conv.name
         );
         let co = co as i64;
+        // The parity Conv's spatial size (kernel 2, padding `pad` each side).
+        let [az, ay, ax] = low.map(|n| (n + 2 * pad as usize - 1) as i64);
         let mut nodes = vec![
             parities,
-            node_to("Shape", &v("shape"), &[&v("parities")], &v("shape"), vec![]),
-            node_to(
-                "Slice",
-                &v("batch"),
-                &[&v("shape"), &v("0"), &v("1"), &v("0")],
-                &v("batch"),
-                vec![],
-            ),
-            node_to(
-                "Slice",
-                &v("spatial"),
-                &[&v("shape"), &v("2"), &v("5"), &v("0")],
-                &v("spatial"),
-                vec![],
-            ),
-            node_to(
-                "Concat",
-                &v("grouped_shape"),
-                &[&v("batch"), &v("groups"), &v("spatial")],
-                &v("grouped_shape"),
-                vec![attr_int("axis", 0)],
-            ),
             node_to(
                 "Reshape",
                 &v("grouped"),
@@ -207,14 +222,6 @@ impl View<'_> {
                 &[&v("grouped")],
                 &v("interleaved"),
                 vec![attr_ints("perm", &[0, 4, 5, 1, 6, 2, 7, 3])],
-            ),
-            node_to("Mul", &v("doubled"), &[&v("spatial"), &v("2x3")], &v("doubled"), vec![]),
-            node_to(
-                "Concat",
-                &v("upsampled_shape"),
-                &[&v("batch"), &v("channels"), &v("doubled")],
-                &v("upsampled_shape"),
-                vec![attr_int("axis", 0)],
             ),
             node_to(
                 "Reshape",
@@ -240,18 +247,13 @@ impl View<'_> {
         let mut initializers = vec![
             f32_tensor(&up_weight, &[8 * co as usize, c_up, 2, 2, 2], &kernel),
             f32_tensor(&skip_weight, &[co as usize, c_skip, 3, 3, 3], &skip_w),
-            i64_tensor(&v("0"), &[0]),
-            i64_tensor(&v("1"), &[1]),
-            i64_tensor(&v("2"), &[2]),
-            i64_tensor(&v("5"), &[5]),
-            i64_tensor(&v("groups"), &[2, 2, 2, co]),
-            i64_tensor(&v("channels"), &[co]),
-            i64_tensor(&v("2x3"), &[2, 2, 2]),
+            i64_tensor(&v("grouped_shape"), &[1, 2, 2, 2, co, az, ay, ax]),
+            i64_tensor(&v("upsampled_shape"), &[1, co, 2 * az, 2 * ay, 2 * ax]),
         ];
         if pad == 1 {
             initializers.extend([
                 i64_tensor(&v("crop_starts"), &[1, 1, 1]),
-                i64_tensor(&v("crop_ends"), &[-1, -1, -1]),
+                i64_tensor(&v("crop_ends"), &[2 * az - 1, 2 * ay - 1, 2 * ax - 1]),
                 i64_tensor(&v("crop_axes"), &[2, 3, 4]),
             ]);
         }
@@ -419,17 +421,22 @@ mod tests {
         model(nodes, inits, "image", 2, "scores")
     }
 
-    fn run(m: &ModelProto, edge: usize) -> Vec<f32> {
-        let input: Vec<f32> = weights(2 * edge * edge * edge, 3);
+    fn run(m: &ModelProto, [z, y, x]: [usize; 3]) -> Vec<f32> {
+        let input: Vec<f32> = weights(2 * z * y * x, 3);
         let plan = tract_onnx::onnx()
             .model_for_proto_model(m)
-            .and_then(|m| m.with_input_fact(0, f32::fact([1, 2, edge, edge, edge]).into()))
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, 2, z, y, x]).into()))
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .unwrap();
-        let x = tract_ndarray::Array5::from_shape_vec((1, 2, edge, edge, edge), input).unwrap();
+        let x = tract_ndarray::Array5::from_shape_vec((1, 2, z, y, x), input).unwrap();
         let out = plan.run(tvec!(Tensor::from(x).into())).unwrap();
         out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+    }
+
+    /// Sizes for every value the test graphs' Resize could read.
+    fn all_sizes() -> HashMap<String, [usize; 3]> {
+        HashMap::from([("low.relu".to_string(), [4, 4, 4])])
     }
 
     fn ops(m: &ModelProto) -> Vec<String> {
@@ -444,9 +451,14 @@ mod tests {
 
     #[test]
     fn rewritten_decoders_compute_the_same_scores() {
-        for (pad, up_first) in [(1, true), (0, true), (1, false), (0, false)] {
+        for (pad, up_first, shape) in [
+            (1, true, [8, 8, 8]),
+            (0, true, [8, 10, 12]),
+            (1, false, [12, 8, 10]),
+            (0, false, [8, 8, 8]),
+        ] {
             let m = decoder(pad, up_first, 2.0);
-            let (r, count) = rewrite(&m);
+            let (r, count) = rewrite(&m, &low_res_sizes(&m, shape));
             assert_eq!(count, 1);
             let o = ops(&r);
             assert!(
@@ -462,9 +474,10 @@ mod tests {
                 .iter()
                 .filter(|n| n.op_type == "Concat" && n.attribute.iter().any(|a| a.name == "axis" && a.i == 1));
             assert_eq!(image_concats.count(), 0, "{o:?}");
-            let (a, b) = (run(&m, 8), run(&r, 8));
+            let (a, b) = (run(&m, shape), run(&r, shape));
             assert_eq!(a.len(), b.len());
-            assert_eq!(a.len(), 4 * if pad == 1 { 512 } else { 216 });
+            let shrink = 2 - 2 * pad as usize;
+            assert_eq!(a.len(), 4 * shape.iter().map(|n| n - shrink).product::<usize>());
             let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
             assert!(
                 worst < 1e-5,
@@ -501,9 +514,9 @@ mod tests {
             0,
             node_to("Cast", "dec.w.cast", &["dec.w16"], "dec.w", vec![attr_int("to", 1)]),
         );
-        let (r, count) = rewrite(&m);
+        let (r, count) = rewrite(&m, &low_res_sizes(&m, [8, 8, 8]));
         assert_eq!(count, 1);
-        let (a, b) = (run(&m, 8), run(&r, 8));
+        let (a, b) = (run(&m, [8, 8, 8]), run(&r, [8, 8, 8]));
         let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
         assert!(worst < 1e-5, "largest difference {worst}");
     }
@@ -511,13 +524,13 @@ mod tests {
     #[test]
     fn other_forms_are_left_alone() {
         // Another scale.
-        assert_eq!(rewrite(&decoder(1, true, 3.0)).1, 0);
+        assert_eq!(rewrite(&decoder(1, true, 3.0), &all_sizes()).1, 0);
         // The upsampled tensor read twice.
         let mut twice = decoder(1, true, 2.0);
         let g = twice.graph.as_mut().unwrap();
         g.output.push(g.output[0].clone());
         g.output[1].name = "up".into();
-        assert_eq!(rewrite(&twice).1, 0);
+        assert_eq!(rewrite(&twice, &all_sizes()).1, 0);
         // A strided or 2-padded convolution.
         for (name, v) in [("strides", [2i64; 3].to_vec()), ("pads", [2i64; 6].to_vec())] {
             let mut m = decoder(1, true, 2.0);
@@ -531,7 +544,7 @@ mod tests {
                 .unwrap();
             conv.attribute.retain(|a| a.name != name);
             conv.attribute.push(attr_ints(name, &v));
-            assert_eq!(rewrite(&m).1, 0, "{name}");
+            assert_eq!(rewrite(&m, &all_sizes()).1, 0, "{name}");
         }
         // A bilinear Resize.
         let mut m = decoder(1, true, 2.0);
@@ -545,7 +558,9 @@ mod tests {
             .unwrap();
         up.attribute.retain(|a| a.name != "mode");
         up.attribute.push(attr_str("mode", "linear"));
-        assert_eq!(rewrite(&m).1, 0);
+        assert_eq!(rewrite(&m, &all_sizes()).1, 0);
+        // Without the size of the upsampled input.
+        assert_eq!(rewrite(&decoder(1, true, 2.0), &HashMap::new()).1, 0);
     }
 
     #[test]
