@@ -4,7 +4,8 @@
 # Each target stops after SECONDS_PER_TARGET or RUNS_PER_TARGET executions,
 # whichever comes first, and prints its execution count.
 # Targets: nifti (header + data, plain and gzip), dicom (a series file:
-# headers, layout, every codec), card, manifest, onnx. TARGETS selects some.
+# headers, layout, every codec), card, manifest, onnx, rewrites (the tract
+# backend's graph rewrites on any ONNX graph). TARGETS selects some.
 # Seeds come from tests/corpus/bad/ plus valid files. cargo-fuzz needs nightly
 # flags; RUSTC_BOOTSTRAP=1 enables them on the stable toolchain. Crashes land
 # in fuzz/artifacts/TARGET/; each becomes a regression file under
@@ -14,12 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-120}"
 RUNS_PER_TARGET="${2:--1}"
-TARGETS="${TARGETS:-nifti dicom card manifest onnx}"
+TARGETS="${TARGETS:-nifti dicom card manifest onnx rewrites}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/edge-seg/fuzz-target}"
 SEEDS=fuzz/corpus
-mkdir -p "$SEEDS"/{nifti,dicom,card,manifest,onnx}
+mkdir -p "$SEEDS"/{nifti,dicom,card,manifest,onnx,rewrites}
 cp tests/corpus/dicom/*.dcm "$SEEDS/dicom/"
 cp tests/corpus/bad/scan-* tests/corpus/bad/support-*.nii.gz "$SEEDS/nifti/"
 cp models/zoo/sample_ct.labels.nii.gz "$SEEDS/nifti/"
@@ -27,6 +28,7 @@ cp tests/corpus/bad/card-* "$SEEDS/card/"
 cp tests/corpus/bad/manifest-* "$SEEDS/manifest/"
 cp tests/corpus/bad/model-* tests/corpus/bad/support-model-nocard.onnx "$SEEDS/onnx/"
 [ -f models/zoo/default.onnx ] && cp models/zoo/default.onnx "$SEEDS/onnx/"
+cp tests/corpus/rewrites/*.onnx "$SEEDS/rewrites/"
 cd fuzz
 cargo fuzz build -O --sanitizer none
 for t in $TARGETS; do

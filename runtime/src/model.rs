@@ -209,13 +209,18 @@ fn check_graph(proto: &ModelProto, card: &ModelCard, source: &ModelSource) -> Re
     Ok(())
 }
 
+/// An ONNX model's protobuf, decoded (nothing checked).
+pub fn decode_onnx(bytes: &[u8]) -> Result<tract_onnx::pb::ModelProto, String> {
+    tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .map_err(|e| format!("not a valid ONNX model: {e}"))
+}
+
 impl Model {
     /// Parse and check a model from bytes. `sidecar` replaces (or provides)
     /// the card.
     pub fn from_bytes(bytes: &[u8], source: ModelSource, sidecar: Option<&Path>) -> Result<Model, ModelError> {
-        let proto = tract_onnx::onnx()
-            .proto_model_for_read(&mut &bytes[..])
-            .map_err(|e| ModelError::new(&source, format!("not a valid ONNX model: {e}")))?;
+        let proto = decode_onnx(bytes).map_err(|e| ModelError::new(&source, e))?;
         let (card_text, from_sidecar) = match sidecar {
             Some(p) => (
                 std::fs::read_to_string(p).map_err(|e| ModelError {

@@ -87,3 +87,31 @@ fn onnx_regressions() {
         assert!(r.is_ok(), "{name} panics");
     }
 }
+
+#[test]
+fn rewrites_regressions() {
+    use edge_seg_runtime::backend::tract::{conv3, final_softmax, rewrite_for_tile, Rewrites};
+    let rewrites = Rewrites {
+        upsample: true,
+        convs: Some(conv3::Kind::Avx2),
+    };
+    let mut rewritten = 0;
+    for (name, bytes) in inputs("rewrites") {
+        let r = std::panic::catch_unwind(|| {
+            let Ok(proto) = edge_seg_runtime::model::decode_onnx(&bytes) else {
+                return 0;
+            };
+            let proto = final_softmax::without_final_softmax(&proto).unwrap_or(proto);
+            [[8, 8, 8], [20, 12, 16]]
+                .iter()
+                .map(|&tile| rewrite_for_tile(&proto, tile, rewrites).1)
+                .sum::<usize>()
+        });
+        match r {
+            Ok(n) => rewritten += n,
+            Err(_) => panic!("{name} panics"),
+        }
+    }
+    // The seeds are exported U-Nets: their decoder steps are rewritten.
+    assert!(rewritten > 0, "no input exercised the decoder rewrite");
+}

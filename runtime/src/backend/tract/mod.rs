@@ -57,6 +57,24 @@ impl Default for Rewrites {
     }
 }
 
+/// The graph [`TractBackend::plan`] hands tract for a tile shape (after the
+/// final Softmax cut): the decoder rewrite, then the convolution rewrite
+/// (to `rewrites.convs`, which must run here for the plan to be built), with
+/// how many steps and convolutions each rewrote. Any graph comes back
+/// rewritten or unchanged, never a panic (fuzzed: `fuzz/fuzz_targets/rewrites.rs`).
+pub fn rewrite_for_tile(proto: &ModelProto, tile: [usize; 3], rewrites: Rewrites) -> (ModelProto, usize, usize) {
+    let (proto, upsampled) = if rewrites.upsample {
+        upsample_conv::rewrite(proto, &upsample_conv::low_res_sizes(proto, tile))
+    } else {
+        (proto.clone(), 0)
+    };
+    let (proto, convs) = match rewrites.convs {
+        Some(kind) => conv3::rewrite(&proto, kind),
+        None => (proto, 0),
+    };
+    (proto, upsampled, convs)
+}
+
 /// A model prepared for tract.
 pub struct TractBackend {
     /// The graph as read, less a final Softmax; the rewrites are made for
@@ -112,15 +130,7 @@ impl TractBackend {
 
     /// The graph rewritten for a tile shape.
     fn rewritten_for(&self, shape: [usize; 3]) -> ModelProto {
-        let (proto, upsampled) = if self.rewrites.upsample {
-            upsample_conv::rewrite(&self.proto, &upsample_conv::low_res_sizes(&self.proto, shape))
-        } else {
-            (self.proto.clone(), 0)
-        };
-        let (proto, convs) = match self.rewrites.convs {
-            Some(kind) => conv3::rewrite(&proto, kind),
-            None => (proto, 0),
-        };
+        let (proto, upsampled, convs) = rewrite_for_tile(&self.proto, shape, self.rewrites);
         *self.rewritten.lock().unwrap() = (upsampled, convs);
         proto
     }
