@@ -28,7 +28,7 @@ cp tests/corpus/bad/card-* "$SEEDS/card/"
 cp tests/corpus/bad/manifest-* "$SEEDS/manifest/"
 cp tests/corpus/bad/model-* tests/corpus/bad/support-model-nocard.onnx "$SEEDS/onnx/"
 [ -f models/zoo/default.onnx ] && cp models/zoo/default.onnx "$SEEDS/onnx/"
-cp tests/corpus/rewrites/*.onnx "$SEEDS/rewrites/"
+cp fuzz/regressions/rewrites/seed-*.onnx "$SEEDS/rewrites/"
 cd fuzz
 cargo fuzz build -O --sanitizer none
 for t in $TARGETS; do
