@@ -154,3 +154,15 @@ pub fn drop_unused_initializers(g: &mut GraphProto) {
         .collect();
     g.initializer.retain(|t| read.contains(&t.name));
 }
+
+/// What the rewrites' tests share.
+#[cfg(test)]
+pub mod test_support {
+    use tract_onnx::pb::{ModelProto, NodeProto};
+
+    /// The node named `name` (it must exist).
+    pub fn node_mut<'a>(m: &'a mut ModelProto, name: &str) -> &'a mut NodeProto {
+        let g = m.graph.as_mut().expect("a graph");
+        g.node.iter_mut().find(|n| n.name == name).expect("the node")
+    }
+}

@@ -35,10 +35,11 @@ use std::collections::{HashMap, HashSet};
 
 use tract_onnx::pb::{ModelProto, NodeProto, TensorProto};
 
-use super::graph_view::{attr, attr_string, drop_unused_initializers, plain, three_cubed_stride_one, View};
+use super::graph_view::{attr, drop_unused_initializers, plain, three_cubed_stride_one, View};
 
 use crate::backend::graph::build::{attr_int, attr_ints, f32_tensor, i64_tensor, node_to};
-use crate::backend::graph::tensor::{Constant, Values};
+use crate::backend::graph::ops::{parse_node, Constants, Op, ParsedNode};
+use crate::backend::graph::tensor::Values;
 
 /// The spatial size `[z, y, x]` of every value of `model` for an input
 /// tile `[z, y, x]`, by value name, for graphs in the op set of
@@ -114,7 +115,7 @@ impl View<'_> {
     /// The decoder step whose Resize is node `i`, if it has the form.
     fn find(&self, i: usize, opset: i64, sizes: &HashMap<String, [usize; 3]>) -> Option<Match> {
         let resize = &self.g.node[i];
-        if !plain(resize) || resize.op_type != "Resize" || opset < 11 || !nearest_times_two(self, resize) {
+        if !plain(resize) || resize.op_type != "Resize" || opset < 11 || !nearest_times_two(self, resize, opset) {
             return None;
         }
         let up = resize.output.first()?.as_str();
@@ -268,39 +269,22 @@ impl View<'_> {
 }
 
 /// Whether `n` is a nearest Resize by 2 on the three spatial axes that maps
-/// output index `j` to input `floor(j / 2)`.
-fn nearest_times_two(view: &View, n: &NodeProto) -> bool {
-    let known = [
-        "antialias",
-        "coordinate_transformation_mode",
-        "cubic_coeff_a",
-        "exclude_outside",
-        "extrapolation_value",
-        "mode",
-        "nearest_mode",
-    ];
-    if n.attribute.iter().any(|a| !known.contains(&a.name.as_str())) || attr(n, "antialias").is_some_and(|a| a.i != 0) {
-        return false;
+/// output index `j` to input `floor(j / 2)`: the graph executor's reading of
+/// the node ([`crate::backend::graph::ops::parse_node`], which accepts only
+/// such floor mappings) with scales `[2, 2, 2]`.
+fn nearest_times_two(view: &View, n: &NodeProto, opset: i64) -> bool {
+    let mut consts = Constants::new();
+    if let Some(s) = n.input.get(2).filter(|s| !s.is_empty()) {
+        if let Some(c) = view.constant(s) {
+            consts.insert(s.clone(), c);
+        }
     }
-    if attr_string(n, "mode").unwrap_or_else(|| "nearest".into()) != "nearest" {
-        return false;
-    }
-    if n.input.get(3).is_some_and(|s| !s.is_empty()) {
-        return false;
-    }
-    let scales = n.input.get(2).and_then(|s| view.constant(s));
-    if !matches!(scales, Some(Constant { values: Values::F32(ref s), .. }) if s[..] == [1.0, 1.0, 2.0, 2.0, 2.0]) {
-        return false;
-    }
-    let ctm = attr_string(n, "coordinate_transformation_mode").unwrap_or_else(|| "half_pixel".into());
-    let nearest = attr_string(n, "nearest_mode").unwrap_or_else(|| "round_prefer_floor".into());
     matches!(
-        (ctm.as_str(), nearest.as_str()),
-        ("asymmetric", "floor" | "round_prefer_floor")
-            | (
-                "half_pixel" | "pytorch_half_pixel",
-                "round_prefer_floor" | "round_prefer_ceil"
-            )
+        parse_node(n, 0, &consts, opset),
+        Ok(ParsedNode {
+            op: Op::Resize { scale: [2, 2, 2] },
+            ..
+        })
     )
 }
 
@@ -356,6 +340,8 @@ fn channel_slice(w: &[f32], co: usize, total: usize, channels: std::ops::Range<u
 mod tests {
     use super::*;
     use crate::backend::graph::build::{attr_str, model};
+    use crate::backend::graph::tensor::Constant;
+    use crate::backend::tract::graph_view::test_support::node_mut;
     use tract_onnx::prelude::*;
 
     fn weights(n: usize, seed: u32) -> Vec<f32> {
@@ -534,28 +520,14 @@ mod tests {
         // A strided or 2-padded convolution.
         for (name, v) in [("strides", [2i64; 3].to_vec()), ("pads", [2i64; 6].to_vec())] {
             let mut m = decoder(1, true, 2.0);
-            let conv = m
-                .graph
-                .as_mut()
-                .unwrap()
-                .node
-                .iter_mut()
-                .find(|n| n.name == "dec")
-                .unwrap();
+            let conv = node_mut(&mut m, "dec");
             conv.attribute.retain(|a| a.name != name);
             conv.attribute.push(attr_ints(name, &v));
             assert_eq!(rewrite(&m, &all_sizes()).1, 0, "{name}");
         }
         // A bilinear Resize.
         let mut m = decoder(1, true, 2.0);
-        let up = m
-            .graph
-            .as_mut()
-            .unwrap()
-            .node
-            .iter_mut()
-            .find(|n| n.name == "up")
-            .unwrap();
+        let up = node_mut(&mut m, "up");
         up.attribute.retain(|a| a.name != "mode");
         up.attribute.push(attr_str("mode", "linear"));
         assert_eq!(rewrite(&m, &all_sizes()).1, 0);
