@@ -16,6 +16,8 @@ pub fn small(dir: &Path, cases: usize, seed: u64, spacing: f64) -> PhantomOption
         task: None,
         sparse: false,
         complete_fraction: 0.3,
+        label_all: false,
+        structures: Vec::new(),
         val: 0,
         test: 0,
         inplane_mm: (spacing, spacing),

@@ -20,6 +20,8 @@ fn options(out: &Path, cases: usize, seed: u64) -> PhantomOptions {
         task: None,
         sparse: false,
         complete_fraction: 0.1,
+        label_all: false,
+        structures: Vec::new(),
         val: 0,
         test: 0,
         inplane_mm: (3.0, 4.0),
@@ -182,6 +184,105 @@ fn sparse_manifests_list_exactly_the_labels_present() {
         }
     }
     assert!(sources.len() >= 3, "{sources:?}");
+}
+
+/// The sparse set labelled completely keeps the sparse set's images (each
+/// case's source and field of view) and labels every structure, agreeing
+/// with what the sources annotated; a structure subset keeps exactly those
+/// structures' voxels.
+#[test]
+fn a_sparse_set_labelled_completely_or_for_fewer_structures_keeps_its_images() {
+    let mut o = options(Path::new(""), 6, 4);
+    o.sparse = true;
+    o.complete_fraction = 0.25;
+    let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+    let five: Vec<String> = ["stomach", "liver", "spleen", "kidneys", "aorta"]
+        .map(String::from)
+        .to_vec();
+    let variants = [
+        PhantomOptions {
+            out: dirs[0].path().to_path_buf(),
+            ..o.clone()
+        },
+        PhantomOptions {
+            out: dirs[1].path().to_path_buf(),
+            label_all: true,
+            ..o.clone()
+        },
+        PhantomOptions {
+            out: dirs[2].path().to_path_buf(),
+            label_all: true,
+            structures: five.clone(),
+            ..o.clone()
+        },
+    ];
+    let [sparse, all, subset] = variants.map(|v| Dataset::load(&generate(&v, |_, _| {}).unwrap().manifest).unwrap());
+    assert_eq!(all.manifest.vocabulary, BASE_LABELS.map(String::from).to_vec());
+    assert_eq!(
+        subset.manifest.vocabulary,
+        ["background", "liver", "spleen", "kidneys", "stomach", "aorta"]
+            .map(String::from)
+            .to_vec()
+    );
+    assert_eq!(all.manifest.sources.keys().collect::<Vec<_>>(), ["complete"]);
+    let mut partial = 0;
+    for ((s, a), f) in sparse
+        .manifest
+        .cases
+        .iter()
+        .zip(&all.manifest.cases)
+        .zip(&subset.manifest.cases)
+    {
+        let (s_img, s_lab) = sparse.read_case(s).unwrap();
+        let (a_img, a_lab) = all.read_case(a).unwrap();
+        let (f_img, f_lab) = subset.read_case(f).unwrap();
+        assert_eq!(s_img.data, a_img.data, "case {}: images differ", s.id);
+        assert_eq!(s_img.data, f_img.data, "case {}: images differ", s.id);
+        let (s_lab, a_lab, f_lab) = (s_lab.unwrap(), a_lab.unwrap(), f_lab.unwrap());
+        assert_eq!(a.source, "complete");
+        if s.source != "complete" {
+            partial += 1;
+            assert!(a.annotated.len() > s.annotated.len(), "case {}", s.id);
+        }
+        for ((&sl, &al), &fl) in s_lab.iter().zip(a_lab.iter()).zip(f_lab.iter()) {
+            if sl > 0 {
+                assert_eq!(sl, al, "case {} ({}): a source's label changed", s.id, s.source);
+            }
+            let kept = &all.manifest.vocabulary[al as usize];
+            let expected = subset.manifest.vocabulary.iter().position(|n| n == kept).unwrap_or(0);
+            assert_eq!(fl as usize, expected, "case {}: {kept} in the subset", s.id);
+        }
+        let present: BTreeSet<&String> = f.annotated.iter().collect();
+        assert!(present.iter().all(|n| five.contains(n)), "{present:?}");
+    }
+    assert!(partial >= 2, "only {partial} cases came from sparse sources");
+    let refused = |o: PhantomOptions, needle: &str| {
+        let e = generate(&o, |_, _| {}).err().expect("refused").to_string();
+        assert!(e.contains(needle), "{e}");
+    };
+    let out = dirs[0].path().join("refused");
+    refused(
+        PhantomOptions {
+            out: out.clone(),
+            structures: vec!["liver".into(), "femur".into()],
+            ..options(&out, 1, 1)
+        },
+        "\"femur\" is not a base structure",
+    );
+    refused(
+        PhantomOptions {
+            structures: vec!["liver".into()],
+            ..o.clone()
+        },
+        "needs --label-all",
+    );
+    refused(
+        PhantomOptions {
+            label_all: true,
+            ..options(&out, 1, 1)
+        },
+        "--label-all applies to a sparse base set",
+    );
 }
 
 #[test]

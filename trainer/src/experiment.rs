@@ -187,6 +187,8 @@ pub fn task_dataset(plan: &ExperimentPlan, work: &Path) -> Result<PathBuf> {
             task: Some(plan.task),
             sparse: false,
             complete_fraction: 1.0,
+            label_all: false,
+            structures: Vec::new(),
             val: plan.val_cases,
             test: plan.test_cases,
             inplane_mm: plan.inplane_mm,

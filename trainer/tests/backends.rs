@@ -422,6 +422,8 @@ fn phantoms(dir: &Path) -> std::path::PathBuf {
         task: None,
         sparse: true,
         complete_fraction: 0.3,
+        label_all: false,
+        structures: Vec::new(),
         val: 0,
         test: 0,
         inplane_mm: (5.0, 6.0),

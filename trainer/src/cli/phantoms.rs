@@ -37,6 +37,14 @@ pub struct PhantomsArgs {
     /// Fraction of sparse training cases that are complete.
     #[arg(long, default_value_t = 0.1)]
     pub complete_fraction: f64,
+    /// With --sparse: label every structure in every case, keeping each case's
+    /// source and field of view (the same images, annotated completely).
+    #[arg(long)]
+    pub label_all: bool,
+    /// Label only these base structures (comma-separated names); the others
+    /// become background.
+    #[arg(long, value_delimiter = ',')]
+    pub structures: Vec<String>,
     /// Complete validation cases, after the training cases.
     #[arg(long, default_value_t = 0)]
     pub val: usize,
@@ -91,6 +99,8 @@ pub fn run(a: &PhantomsArgs) -> Result<()> {
         task,
         sparse: a.sparse,
         complete_fraction: a.complete_fraction,
+        label_all: a.label_all,
+        structures: a.structures.iter().map(|s| s.trim().to_string()).collect(),
         val: a.val,
         test: a.test,
         inplane_mm: super::parse_range(&a.inplane_mm).map_err(anyhow::Error::msg)?,

@@ -93,6 +93,14 @@ pub struct PhantomOptions {
     pub sparse: bool,
     /// Fraction of sparse training cases that are complete.
     pub complete_fraction: f64,
+    /// With `sparse`: label every structure in every case, keeping each
+    /// case's source and field of view — the sparse set's images, annotated
+    /// completely.
+    pub label_all: bool,
+    /// Base structures the label maps hold, the others left as background
+    /// (empty: all of them). Not for a task, nor for a sparse set unless
+    /// `label_all`.
+    pub structures: Vec<String>,
     /// Complete cases for validation and test, after the training cases.
     pub val: usize,
     pub test: usize,
@@ -115,11 +123,49 @@ fn dataset_name(opts: &PhantomOptions) -> String {
     if let Some(n) = &opts.name {
         return n.clone();
     }
-    match (opts.task, opts.sparse) {
-        (Some(t), _) => format!("Phantom{}", t.name().replace('-', "")),
-        (None, true) => "PhantomSparse".into(),
-        (None, false) => "PhantomBase".into(),
+    let base = match (opts.task, opts.sparse, opts.label_all) {
+        (Some(t), _, _) => return format!("Phantom{}", t.name().replace('-', "")),
+        (None, true, false) => "PhantomSparse",
+        (None, true, true) => "PhantomSparseLabelled",
+        (None, false, _) => "PhantomBase",
+    };
+    if opts.structures.is_empty() {
+        base.into()
+    } else {
+        format!("{base}{}", opts.structures.len())
     }
+}
+
+/// The vocabulary of a base set restricted to `structures` (all when
+/// empty), and the lookup from base label index to the restricted index.
+fn base_vocabulary(structures: &[String]) -> Result<(Vec<String>, [u8; 256])> {
+    let mut lut = [0u8; 256];
+    if structures.is_empty() {
+        for (i, v) in lut.iter_mut().enumerate().take(BASE_LABELS.len()) {
+            *v = i as u8;
+        }
+        return Ok((BASE_LABELS.iter().map(|s| s.to_string()).collect(), lut));
+    }
+    for name in structures {
+        if !BASE_LABELS[1..].contains(&name.as_str()) {
+            bail!(
+                "--structures: {name:?} is not a base structure (choose from {})",
+                BASE_LABELS[1..].join(", ")
+            );
+        }
+        if structures.iter().filter(|s| *s == name).count() > 1 {
+            bail!("--structures: {name:?} is listed twice");
+        }
+    }
+    // Base order, whatever order they were listed in.
+    let mut vocabulary = vec![BASE_LABELS[0].to_string()];
+    for (i, name) in BASE_LABELS.iter().enumerate().skip(1) {
+        if structures.iter().any(|s| s == name) {
+            lut[i] = vocabulary.len() as u8;
+            vocabulary.push(name.to_string());
+        }
+    }
+    Ok((vocabulary, lut))
 }
 
 /// One case's plan, decided before rendering.
@@ -207,6 +253,19 @@ pub fn generate(opts: &PhantomOptions, progress: impl FnMut(usize, usize) + Send
     if opts.task == Some(Task::Prostate) && opts.modality != Modality::MR {
         bail!("the prostate task is MR: use --modality mr");
     }
+    if opts.label_all && (!opts.sparse || opts.task.is_some()) {
+        bail!("--label-all applies to a sparse base set (--sparse, no --task)");
+    }
+    if !opts.structures.is_empty() && opts.task.is_some() {
+        bail!("--structures applies to the base structures, not to a task");
+    }
+    if !opts.structures.is_empty() && opts.sparse && !opts.label_all {
+        bail!("--structures on a sparse set needs --label-all: the sources already choose what each case annotates");
+    }
+    let (base_vocabulary, base_lut) = base_vocabulary(&opts.structures)?;
+    // Sources annotate their own structures only in a sparse set that is
+    // not labelled completely.
+    let by_source = opts.sparse && !opts.label_all;
     let name = dataset_name(opts);
     let dir = opts.out.join(format!("Dataset{:03}_{name}", opts.dataset_id));
     for sub in ["imagesTr", "labelsTr"] {
@@ -244,7 +303,7 @@ pub fn generate(opts: &PhantomOptions, progress: impl FnMut(usize, usize) + Send
 
     let labels: Vec<String> = match opts.task {
         Some(t) => t.labels().iter().map(|s| s.to_string()).collect(),
-        None => BASE_LABELS.iter().map(|s| s.to_string()).collect(),
+        None => base_vocabulary,
     };
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let full_source = if opts.sparse { "complete" } else { "phantom" };
@@ -260,7 +319,7 @@ pub fn generate(opts: &PhantomOptions, progress: impl FnMut(usize, usize) + Send
             description: "every structure of the vocabulary, in vocabulary numbering".into(),
         },
     );
-    if opts.sparse && opts.task.is_none() {
+    if by_source && opts.task.is_none() {
         for s in SOURCES {
             sources.insert(
                 s.name.into(),
@@ -321,13 +380,14 @@ pub fn generate(opts: &PhantomOptions, progress: impl FnMut(usize, usize) + Send
                     let present = present_labels(&rendered.task, &labels);
                     (rendered.task.mapv(|v| v as u16), present, full_source.to_string())
                 }
-                (None, Some(s)) => {
+                (None, Some(s)) if by_source => {
                     let (m, present) = source_label_map(&rendered, &grid, s);
                     (m, present, s.name.to_string())
                 }
-                (None, None) => {
-                    let present = present_labels(&rendered.base, &labels);
-                    (rendered.base.mapv(|v| v as u16), present, full_source.to_string())
+                (None, _) => {
+                    let base = rendered.base.mapv(|v| base_lut[v as usize]);
+                    let present = present_labels(&base, &labels);
+                    (base.mapv(|v| v as u16), present, full_source.to_string())
                 }
             };
             for (r, s) in shift.iter().enumerate() {
@@ -370,7 +430,7 @@ pub fn generate(opts: &PhantomOptions, progress: impl FnMut(usize, usize) + Send
         .with_context(|| format!("cannot write {}", manifest_path.display()))?;
     let dataset_json = json!({
         "name": name,
-        "description": if opts.sparse {
+        "description": if by_source {
             "edge-seg synthetic phantoms, sparsely annotated: label files use each source's own numbering (see manifest.json); only the complete cases suit nnU-Net"
         } else {
             "edge-seg synthetic phantoms, fully annotated"
