@@ -57,16 +57,17 @@ train_base() {
     }
     local manifest
     manifest=$(ls "$data"/Dataset901_*/manifest.json)
+    # An interrupted stage continues from its last checkpoint (on the same machine).
+    resume() { [ -d "$1" ] && echo --resume || true; }
     [ -f "$work/$base/stage1/done" ] || {
-        rm -rf "$work/$base/stage1"
         "$train" base --manifest "$manifest" $(recipe) --lr 2e-3 --warmup 50 --seed 11 \
-            --iterations 4400 --out "$work/$base/stage1"
+            --iterations 4400 --out "$work/$base/stage1" $(resume "$work/$base/stage1")
         touch "$work/$base/stage1/done"
     }
     [ -f "$work/$base/stage2/done" ] || {
-        rm -rf "$work/$base/stage2"
         "$train" base --manifest "$manifest" $(recipe) --lr 1e-3 --warmup 20 --seed 12 \
-            --init "$work/$base/stage1/best" --iterations 3200 --out "$work/$base/stage2"
+            --init "$work/$base/stage1/best" --iterations 3200 --out "$work/$base/stage2" \
+            $(resume "$work/$base/stage2")
         touch "$work/$base/stage2/done"
     }
     "$train" export --checkpoint "$work/$base/stage2/best" --out "$work/$base/base.onnx" --synthetic
