@@ -8,7 +8,8 @@
 #   scripts/transfer_grid.sh [TASK...]
 #
 # TASK defaults to all four: vertebrae esophagus lung-lobes prostate. Results land in
-# docs/experiments/TASK/ (results.jsonl, results.csv, results.md, dice_vs_size.png); the
+# docs/experiments/TASK/ (results.jsonl, results.csv, results.md, dice_vs_size.png), and the
+# summary over every task with results in docs/experiments/ (the same three files); the
 # runs' data and checkpoints in $WORK/TASK (default ~/.cache/edge-seg/grid). The grid
 # resumes from the committed results: every run recorded in results.jsonl is skipped, so
 # commit that folder as runs finish and the same command continues on any machine.
@@ -32,3 +33,8 @@ for task in "${tasks[@]}"; do
         --batch 2 --lr 1e-3 --warmup 20 --iterations 3000 --val-every 100 --patience 5 \
         --device "${DEVICE:-auto}" "${threads[@]}"
 done
+summary=()
+for dir in "$root"/docs/experiments/*/; do
+    [ -s "$dir/results.jsonl" ] && summary+=("$dir")
+done
+"$bin/edge-seg-train" experiment-summary "${summary[@]}" --out "$root/docs/experiments"

@@ -2,7 +2,9 @@
 
 mod base;
 mod bench;
+mod compare_bases;
 mod experiment;
+mod experiment_summary;
 mod export;
 mod import;
 mod phantoms;
@@ -38,6 +40,10 @@ enum Command {
     Transfer(transfer::TransferCmd),
     /// Run the transfer experiment grid for a task and summarise it.
     Experiment(experiment::ExperimentCmd),
+    /// Summarise several tasks' experiment results in one table and plot.
+    ExperimentSummary(experiment_summary::ExperimentSummaryArgs),
+    /// Compare the same transfers from different base models.
+    CompareBases(compare_bases::CompareBasesArgs),
     /// Segment scans with a training checkpoint.
     Predict(predict::PredictArgs),
     /// Export a checkpoint to one ONNX file, verified against the burn model.
@@ -56,6 +62,8 @@ pub fn main() -> ExitCode {
         Command::Base(a) => base::run(&a),
         Command::Transfer(a) => transfer::run(&a),
         Command::Experiment(a) => experiment::run(&a),
+        Command::ExperimentSummary(a) => experiment_summary::run(&a),
+        Command::CompareBases(a) => compare_bases::run(&a),
         Command::Predict(a) => predict::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Bench(a) => bench::run(&a),

@@ -9,6 +9,9 @@
 //! and is meant to be committed: the same command on a fresh clone skips
 //! every run already there. Data, caches and checkpoints live in a separate
 //! work folder.
+//!
+//! - [`report`]: a task's tables and plot, and the summary over tasks;
+//! - [`bases`]: the same strategies transferred from different base models.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,6 @@ use burn::prelude::*;
 use edge_seg_models::card::Modality;
 use edge_seg_models::labels::Task;
 use edge_seg_models::manifest::Split;
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::base_model::BaseModel;
@@ -30,6 +32,11 @@ use crate::phantom::{generate, PhantomOptions};
 use crate::predict::CheckpointPredictor;
 use crate::train::{RunOptions, TrainConfig};
 use crate::transfer::{transfer, Strategy, TransferPlan};
+
+pub mod bases;
+pub mod report;
+
+pub use report::{paired_difference, write_summaries, PairedDifference};
 
 /// One finished run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -408,217 +415,4 @@ pub fn run_experiment(
         write_summaries(&results, out)?;
     }
     Ok(results)
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
-    (m, var.sqrt())
-}
-
-/// `results.csv`, `results.md` and `dice_vs_size.png` from `results`.
-pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
-    let mut all: Vec<RunResult> = results.to_vec();
-    all.sort_by(|a, b| (&a.task, a.size, &a.strategy, a.seed).cmp(&(&b.task, b.size, &b.strategy, b.seed)));
-    let mut csv =
-        String::from("task,strategy,size,seed,dice,hd95_mm,train_seconds,iterations,test_cases,stopped_early,device\n");
-    for r in &all {
-        csv.push_str(&format!(
-            "{},{},{},{},{:.4},{},{:.1},{},{},{},{}\n",
-            r.task,
-            r.strategy,
-            r.size,
-            r.seed,
-            r.dice,
-            r.hd95_mm.map(|h| format!("{h:.2}")).unwrap_or_default(),
-            r.train_seconds,
-            r.iterations,
-            r.test_cases,
-            r.stopped_early,
-            r.device
-        ));
-    }
-    edge_seg_models::atomic::write_bytes(&out.join("results.csv"), csv.as_bytes())?;
-    // Markdown: mean ± std Dice per task, size and strategy.
-    let mut groups: BTreeMap<(String, usize, String), Vec<f64>> = BTreeMap::new();
-    for r in &all {
-        groups
-            .entry((r.task.clone(), r.size, r.strategy.clone()))
-            .or_default()
-            .push(r.dice);
-    }
-    let tasks: Vec<String> = all
-        .iter()
-        .map(|r| r.task.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let strategies = ["scratch", "vanilla", "finetune"];
-    let mut md = String::new();
-    for task in &tasks {
-        md.push_str(&format!(
-            "### {task}\n\n| training scans | scratch | vanilla | finetune |\n|---:|---|---|---|\n"
-        ));
-        let sizes: std::collections::BTreeSet<usize> = all.iter().filter(|r| &r.task == task).map(|r| r.size).collect();
-        for size in sizes {
-            md.push_str(&format!("| {size} |"));
-            for s in strategies {
-                match groups.get(&(task.clone(), size, s.to_string())) {
-                    Some(v) => {
-                        let (m, sd) = mean_std(v);
-                        md.push_str(&format!(" {m:.3} ± {sd:.3} (n={}) |", v.len()));
-                    }
-                    None => md.push_str(" – |"),
-                }
-            }
-            md.push('\n');
-        }
-        md.push('\n');
-        md.push_str(&comparison_table(&all, task));
-    }
-    edge_seg_models::atomic::write_bytes(&out.join("results.md"), md.as_bytes())?;
-    // The tables are written: a plot that cannot be drawn (no fonts on the
-    // machine, say) must not fail the grid.
-    if let Err(e) = plot(&all, &tasks, &out.join("dice_vs_size.png")) {
-        eprintln!("warning: {e:#}; the numbers are in results.csv and results.md");
-    }
-    Ok(())
-}
-
-/// Paired differences of test Dice: each pair is one test case under one
-/// seed, scored by two strategies' runs at the same size.
-pub struct PairedDifference {
-    pub mean: f64,
-    /// 95 % bootstrap interval of the mean (10,000 resamples of the pairs).
-    pub low: f64,
-    pub high: f64,
-    pub pairs: usize,
-}
-
-/// `a` − `b` at one task and size, over the seeds both ran (per test case
-/// where the rows hold per-case Dice, else per run).
-pub fn paired_difference(all: &[RunResult], task: &str, size: usize, a: &str, b: &str) -> Option<PairedDifference> {
-    use rand::{Rng, SeedableRng};
-    let run = |s: &str, seed: u64| {
-        all.iter()
-            .find(|r| r.task == task && r.size == size && r.strategy == s && r.seed == seed)
-    };
-    let mut d = Vec::new();
-    for ra in all
-        .iter()
-        .filter(|r| r.task == task && r.size == size && r.strategy == a)
-    {
-        let Some(rb) = run(b, ra.seed) else { continue };
-        if !ra.dice_per_case.is_empty() && ra.dice_per_case.len() == rb.dice_per_case.len() {
-            d.extend(ra.dice_per_case.iter().zip(&rb.dice_per_case).map(|(x, y)| x - y));
-        } else {
-            d.push(ra.dice - rb.dice);
-        }
-    }
-    if d.is_empty() {
-        return None;
-    }
-    let mean = d.iter().sum::<f64>() / d.len() as f64;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let mut means: Vec<f64> = (0..10_000)
-        .map(|_| (0..d.len()).map(|_| d[rng.random_range(0..d.len())]).sum::<f64>() / d.len() as f64)
-        .collect();
-    means.sort_by(f64::total_cmp);
-    Some(PairedDifference {
-        mean,
-        low: means[249],
-        high: means[9_749],
-        pairs: d.len(),
-    })
-}
-
-/// Markdown: fine-tune against scratch and against vanilla at each size.
-fn comparison_table(all: &[RunResult], task: &str) -> String {
-    let sizes: std::collections::BTreeSet<usize> = all.iter().filter(|r| r.task == task).map(|r| r.size).collect();
-    let mut md = String::from("| training scans | finetune − scratch | finetune − vanilla |\n|---:|---|---|\n");
-    let cell = |p: Option<PairedDifference>| match p {
-        Some(p) => format!("{:+.3} [{:+.3}, {:+.3}] ({} pairs)", p.mean, p.low, p.high, p.pairs),
-        None => "–".into(),
-    };
-    for size in sizes {
-        md.push_str(&format!(
-            "| {size} | {} | {} |\n",
-            cell(paired_difference(all, task, size, "finetune", "scratch")),
-            cell(paired_difference(all, task, size, "finetune", "vanilla"))
-        ));
-    }
-    md.push_str("\nDifferences of mean test Dice, paired by seed and test case, with 95 % bootstrap intervals.\n\n");
-    md
-}
-
-/// One panel per task: mean Dice against training-set size, one line per strategy.
-fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
-    let panels = tasks.len().max(1);
-    crate::figure::write_png(png, (480 * panels as u32, 400), |root| {
-        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-        let areas = root.split_evenly((1, panels));
-        let colours = [RGBColor(200, 60, 60), RGBColor(60, 120, 200), RGBColor(40, 160, 80)];
-        for (area, task) in areas.iter().zip(tasks) {
-            let sizes: Vec<usize> = all
-                .iter()
-                .filter(|r| &r.task == task)
-                .map(|r| r.size)
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            let max_size = *sizes.last().unwrap_or(&1) as f64;
-            let mut chart = ChartBuilder::on(area)
-                .caption(task, ("sans-serif", 20))
-                .margin(10)
-                .x_label_area_size(35)
-                .y_label_area_size(45)
-                .build_cartesian_2d(0f64..max_size + 1.0, 0f64..1f64)
-                .map_err(|e| anyhow!("{e}"))?;
-            chart
-                .configure_mesh()
-                .x_desc("training scans")
-                .y_desc("test Dice")
-                .draw()
-                .map_err(|e| anyhow!("{e}"))?;
-            for (s, colour) in ["scratch", "vanilla", "finetune"].iter().zip(colours) {
-                let stats: Vec<(f64, (f64, f64))> = sizes
-                    .iter()
-                    .filter_map(|&n| {
-                        let v: Vec<f64> = all
-                            .iter()
-                            .filter(|r| &r.task == task && r.size == n && r.strategy == *s)
-                            .map(|r| r.dice)
-                            .collect();
-                        (!v.is_empty()).then(|| (n as f64, mean_std(&v)))
-                    })
-                    .collect();
-                let points: Vec<(f64, f64)> = stats.iter().map(|&(n, (m, _))| (n, m)).collect();
-                if points.is_empty() {
-                    continue;
-                }
-                chart
-                    .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-                    .map_err(|e| anyhow!("{e}"))?
-                    .label(*s)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
-                chart
-                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
-                    .map_err(|e| anyhow!("{e}"))?;
-                // ± one standard deviation over seeds.
-                chart
-                    .draw_series(stats.iter().map(|&(n, (m, sd))| {
-                        ErrorBar::new_vertical(n, (m - sd).max(0.0), m, (m + sd).min(1.0), colour.stroke_width(1), 8)
-                    }))
-                    .map_err(|e| anyhow!("{e}"))?;
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| anyhow!("{e}"))?;
-        }
-        Ok(())
-    })
 }

@@ -1,0 +1,209 @@
+//! The same transfers from different base models: per task and training-set
+//! size, each base's strategies as mean ± sd over seeds, and the differences
+//! between bases paired by strategy, seed and test case, with bootstrap
+//! intervals. Rows from different bases are compared only on one test set.
+
+use std::collections::BTreeSet;
+
+use anyhow::{bail, Result};
+
+use super::report::mean_std;
+use super::{paired_difference, PairedDifference, RunResult};
+
+/// One base model's experiment rows (every task), under the name the
+/// comparison gives it.
+pub struct BaseRuns {
+    pub name: String,
+    pub rows: Vec<RunResult>,
+}
+
+/// The comparison as Markdown, for the tasks and strategies given, at the
+/// sizes where at least two bases have rows of one of those strategies.
+/// Fails when two bases scored a task on different test sets.
+pub fn compare_bases(bases: &[BaseRuns], tasks: &[String], strategies: &[String]) -> Result<String> {
+    if bases.len() < 2 {
+        bail!("a comparison needs at least two bases, got {}", bases.len());
+    }
+    let mut md = String::new();
+    for task in tasks {
+        let mut test_set: Option<(&str, &str)> = None;
+        for b in bases {
+            for r in b.rows.iter().filter(|r| &r.task == task) {
+                match test_set {
+                    None => test_set = Some((&b.name, &r.test_set)),
+                    Some((first, set)) if set != r.test_set => bail!(
+                        "{task}: base {} scored on test set {} but base {first} on {set}; compare rows of one test set",
+                        b.name,
+                        r.test_set
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+        let has = |b: &BaseRuns, size: usize, s: &str| {
+            b.rows
+                .iter()
+                .any(|r| &r.task == task && r.size == size && r.strategy == s)
+        };
+        let sizes: BTreeSet<usize> = bases
+            .iter()
+            .flat_map(|b| b.rows.iter().filter(|r| &r.task == task).map(|r| r.size))
+            .filter(|&size| {
+                strategies
+                    .iter()
+                    .any(|s| bases.iter().filter(|b| has(b, size, s)).count() >= 2)
+            })
+            .collect();
+        if sizes.is_empty() {
+            continue;
+        }
+        md.push_str(&format!("### {task}\n\n| training scans | strategy |"));
+        for b in bases {
+            md.push_str(&format!(" {} |", b.name));
+        }
+        md.push_str("\n|---:|---|");
+        md.push_str(&"---|".repeat(bases.len()));
+        md.push('\n');
+        for &size in &sizes {
+            for s in strategies {
+                md.push_str(&format!("| {size} | {s} |"));
+                for b in bases {
+                    let v: Vec<f64> = b
+                        .rows
+                        .iter()
+                        .filter(|r| &r.task == task && r.size == size && &r.strategy == s)
+                        .map(|r| r.dice)
+                        .collect();
+                    if v.is_empty() {
+                        md.push_str(" – |");
+                    } else {
+                        let (m, sd) = mean_std(&v);
+                        md.push_str(&format!(" {m:.3} ± {sd:.3} (n={}) |", v.len()));
+                    }
+                }
+                md.push('\n');
+            }
+        }
+        let pairs: Vec<(usize, usize)> = (0..bases.len()).flat_map(|j| (0..j).map(move |i| (i, j))).collect();
+        md.push_str("\n| training scans | strategy |");
+        for &(i, j) in &pairs {
+            md.push_str(&format!(" {} − {} |", bases[j].name, bases[i].name));
+        }
+        md.push_str("\n|---:|---|");
+        md.push_str(&"---|".repeat(pairs.len()));
+        md.push('\n');
+        for &size in &sizes {
+            for s in strategies {
+                md.push_str(&format!("| {size} | {s} |"));
+                for &(i, j) in &pairs {
+                    md.push_str(&format!(" {} |", cell(difference(&bases[j], &bases[i], task, size, s))));
+                }
+                md.push('\n');
+            }
+        }
+        md.push_str(
+            "\nMean test Dice ± sd over seeds; differences of mean test Dice between bases, paired by \
+             strategy, seed and test case, with 95 % bootstrap intervals.\n\n",
+        );
+    }
+    Ok(md)
+}
+
+/// `a` − `b` for one strategy at one task and size.
+fn difference(a: &BaseRuns, b: &BaseRuns, task: &str, size: usize, strategy: &str) -> Option<PairedDifference> {
+    // The two bases' runs as two strategies of one grid.
+    let tagged = |base: &BaseRuns, tag: &str| {
+        base.rows
+            .iter()
+            .filter(|r| r.task == task && r.size == size && r.strategy == strategy)
+            .map(|r| RunResult {
+                strategy: tag.to_string(),
+                ..r.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut rows = tagged(a, "a");
+    rows.extend(tagged(b, "b"));
+    paired_difference(&rows, task, size, "a", "b")
+}
+
+fn cell(p: Option<PairedDifference>) -> String {
+    match p {
+        Some(p) => format!("{:+.3} [{:+.3}, {:+.3}] ({} pairs)", p.mean, p.low, p.high, p.pairs),
+        None => "–".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(task: &str, strategy: &str, size: usize, seed: u64, per_case: &[f64], test_set: &str) -> RunResult {
+        RunResult {
+            task: task.into(),
+            strategy: strategy.into(),
+            size,
+            seed,
+            dice: per_case.iter().sum::<f64>() / per_case.len() as f64,
+            hd95_mm: None,
+            dice_per_class: Default::default(),
+            hd95_per_class: Default::default(),
+            train_seconds: 1.0,
+            iterations: 100,
+            test_cases: per_case.len(),
+            dice_per_case: per_case.to_vec(),
+            stopped_early: true,
+            device: "cpu".into(),
+            test_set: test_set.into(),
+            base_weights_sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn bases_are_compared_pairwise_by_seed_and_test_case() {
+        let sparse = BaseRuns {
+            name: "sparse".into(),
+            rows: vec![
+                row("t", "finetune", 1, 0, &[0.5, 0.6], "x"),
+                row("t", "finetune", 1, 1, &[0.4, 0.5], "x"),
+                row("t", "finetune", 10, 0, &[0.9, 0.9], "x"),
+                row("t", "scratch", 1, 0, &[0.1, 0.1], "x"),
+            ],
+        };
+        let labelled = BaseRuns {
+            name: "labelled".into(),
+            rows: vec![
+                row("t", "finetune", 1, 0, &[0.6, 0.7], "x"),
+                row("t", "finetune", 1, 1, &[0.5, 0.6], "x"),
+            ],
+        };
+        let md = compare_bases(&[sparse, labelled], &["t".into()], &["finetune".into()]).unwrap();
+        // Size 10 has one base only: left out.
+        assert!(!md.contains("| 10 |"), "{md}");
+        assert!(
+            md.contains("| 1 | finetune | 0.500 ± 0.071 (n=2) | 0.600 ± 0.071 (n=2) |"),
+            "{md}"
+        );
+        // Every pair differs by +0.1: the interval is that point.
+        assert!(
+            md.contains("| 1 | finetune | +0.100 [+0.100, +0.100] (4 pairs) |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn different_test_sets_are_refused() {
+        let a = BaseRuns {
+            name: "a".into(),
+            rows: vec![row("t", "finetune", 1, 0, &[0.5], "x")],
+        };
+        let b = BaseRuns {
+            name: "b".into(),
+            rows: vec![row("t", "finetune", 1, 0, &[0.5], "y")],
+        };
+        let e = compare_bases(&[a, b], &["t".into()], &["finetune".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("test set y") && e.contains("base a on x"), "{e}");
+    }
+}
