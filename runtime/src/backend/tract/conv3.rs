@@ -414,6 +414,49 @@ mod kernel {
     use super::MR;
     use std::arch::x86_64::*;
 
+    /// The inner loop of a block: for each of the K terms, the two vectors
+    /// of voxels at `p` (`loads`) times each row's weight at `w`
+    /// (`broadcast`), accumulated with `fmadd` into `acc[row][0..2]`. Each
+    /// kernel writes it twice: plain loads for full blocks, masked loads for
+    /// a row's last, narrower one.
+    /// The end of a block: each row's two accumulators plus its bias, through
+    /// the ReLU when fused, written by `write(o, v0, v1)` at the row's output `o`.
+    macro_rules! store {
+        ($acc:ident, $bias:ident, $relu:ident, $dst:ident, $stride:ident;
+         $zero:expr, $set1:path, $add:path, $max:path; |$o:ident, $v0:ident, $v1:ident| $write:block) => {
+            let zero = $zero;
+            for (r, (acc, &b)) in $acc.iter().zip($bias).enumerate() {
+                let bv = $set1(b);
+                let mut $v0 = $add(acc[0], bv);
+                let mut $v1 = $add(acc[1], bv);
+                if $relu {
+                    $v0 = $max($v0, zero);
+                    $v1 = $max($v1, zero);
+                }
+                let $o = $dst.add(r * $stride);
+                $write
+            }
+        };
+    }
+
+    macro_rules! accumulate {
+        ($acc:ident, $src:ident, $offsets:ident, $a:ident, $rows:expr;
+         |$p:ident| ($load0:expr, $load1:expr); |$w:ident| $broadcast:expr; $fmadd:path) => {
+            for (t, &off) in $offsets.iter().enumerate() {
+                let $p = $src.offset(off);
+                let b0 = $load0;
+                let b1 = $load1;
+                let w = $a.add(t * $rows);
+                for (r, acc) in $acc.iter_mut().enumerate() {
+                    let $w = w.add(r);
+                    let av = $broadcast;
+                    acc[0] = $fmadd(av, b0, acc[0]);
+                    acc[1] = $fmadd(av, b1, acc[1]);
+                }
+            }
+        };
+    }
+
     /// One block: `rows` (≤ MR) output channels × `width` (≤ 32) voxels of
     /// one output row. `src` is the input at the block's first voxel of
     /// channel 0, row (z, y); `offsets` the K terms; `a` the block's
@@ -445,43 +488,14 @@ mod kernel {
         };
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         if width == 32 {
-            for (t, &off) in offsets.iter().enumerate() {
-                let p = src.offset(off);
-                let b0 = _mm512_loadu_ps(p);
-                let b1 = _mm512_loadu_ps(p.add(16));
-                let w = a.add(t * MR);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*w.add(r));
-                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
-                }
-            }
+            accumulate!(acc, src, offsets, a, MR; |p| (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+                |w| _mm512_set1_ps(*w); _mm512_fmadd_ps);
         } else {
-            for (t, &off) in offsets.iter().enumerate() {
-                let p = src.offset(off);
-                let b0 = _mm512_maskz_loadu_ps(m0, p);
-                let b1 = _mm512_maskz_loadu_ps(m1, p.add(16));
-                let w = a.add(t * MR);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*w.add(r));
-                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
-                }
-            }
+            accumulate!(acc, src, offsets, a, MR; |p| (_mm512_maskz_loadu_ps(m0, p), _mm512_maskz_loadu_ps(m1, p.add(16)));
+                |w| _mm512_set1_ps(*w); _mm512_fmadd_ps);
         }
-        let zero = _mm512_setzero_ps();
-        for (r, (acc, &b)) in acc.iter().zip(bias).enumerate() {
-            let bv = _mm512_set1_ps(b);
-            let mut v0 = _mm512_add_ps(acc[0], bv);
-            let mut v1 = _mm512_add_ps(acc[1], bv);
-            if relu {
-                v0 = _mm512_max_ps(v0, zero);
-                v1 = _mm512_max_ps(v1, zero);
-            }
-            let o = dst.add(r * stride);
-            _mm512_mask_storeu_ps(o, m0, v0);
-            _mm512_mask_storeu_ps(o.add(16), m1, v1);
-        }
+        store!(acc, bias, relu, dst, stride; _mm512_setzero_ps(), _mm512_set1_ps, _mm512_add_ps, _mm512_max_ps;
+            |o, v0, v1| { _mm512_mask_storeu_ps(o, m0, v0); _mm512_mask_storeu_ps(o.add(16), m1, v1); });
     }
 
     /// One block of the AVX2 kernel: `rows` (≤ 6) output channels ×
@@ -514,43 +528,14 @@ mod kernel {
         );
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         if width == 16 {
-            for (t, &off) in offsets.iter().enumerate() {
-                let p = src.offset(off);
-                let b0 = _mm256_loadu_ps(p);
-                let b1 = _mm256_loadu_ps(p.add(8));
-                let w = a.add(t * R);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm256_broadcast_ss(&*w.add(r));
-                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
-                }
-            }
+            accumulate!(acc, src, offsets, a, R; |p| (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
+                |w| _mm256_broadcast_ss(&*w); _mm256_fmadd_ps);
         } else {
-            for (t, &off) in offsets.iter().enumerate() {
-                let p = src.offset(off);
-                let b0 = _mm256_maskload_ps(p, m0);
-                let b1 = _mm256_maskload_ps(p.add(8), m1);
-                let w = a.add(t * R);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm256_broadcast_ss(&*w.add(r));
-                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
-                }
-            }
+            accumulate!(acc, src, offsets, a, R; |p| (_mm256_maskload_ps(p, m0), _mm256_maskload_ps(p.add(8), m1));
+                |w| _mm256_broadcast_ss(&*w); _mm256_fmadd_ps);
         }
-        let zero = _mm256_setzero_ps();
-        for (r, (acc, &b)) in acc.iter().zip(bias).enumerate() {
-            let bv = _mm256_set1_ps(b);
-            let mut v0 = _mm256_add_ps(acc[0], bv);
-            let mut v1 = _mm256_add_ps(acc[1], bv);
-            if relu {
-                v0 = _mm256_max_ps(v0, zero);
-                v1 = _mm256_max_ps(v1, zero);
-            }
-            let o = dst.add(r * stride);
-            _mm256_maskstore_ps(o, m0, v0);
-            _mm256_maskstore_ps(o.add(8), m1, v1);
-        }
+        store!(acc, bias, relu, dst, stride; _mm256_setzero_ps(), _mm256_set1_ps, _mm256_add_ps, _mm256_max_ps;
+            |o, v0, v1| { _mm256_maskstore_ps(o, m0, v0); _mm256_maskstore_ps(o.add(8), m1, v1); });
     }
 }
 
