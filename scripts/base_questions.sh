@@ -17,10 +17,13 @@
 # Resumes from what is committed: a base's best checkpoint and card (1.5 MB; every task row
 # depends on these exact weights) are kept in docs/experiments/base-questions/bases/BASE and
 # the base is trained only when that folder is absent; transfer runs already recorded in
-# docs/experiments/base-questions/BASE/TASK/results.jsonl are skipped.
-# Environment: BIN (folder holding edge-seg-train and edge-seg; default: built here),
-# DEVICE (default auto), THREADS (default 2), WORK (default ~/.cache/edge-seg/base-questions),
-# PYTHON (with nibabel, for the held-out score; default the test venv's).
+# docs/experiments/base-questions/BASE/TASK/results.jsonl are skipped. The comparison with the
+# shipped base's rows is written to docs/experiments/base-questions/results.md
+# (`edge-seg-train compare-bases`).
+# Environment: BIN (folder holding edge-seg-train and edge-seg; default: built here), SIZES
+# (default "1 2"), SEEDS (default 3), DEVICE (default auto), THREADS (default 2), WORK (default
+# ~/.cache/edge-seg/base-questions), PYTHON (with nibabel, for the held-out score; default the
+# test venv's).
 set -euo pipefail
 bases=("$@")
 [ ${#bases[@]} -gt 0 ] || bases=(labelled five)
@@ -88,11 +91,26 @@ train_base() {
 for base in "${bases[@]}"; do
     case $base in labelled | five) ;; *) echo "unknown base $base: choose labelled or five" >&2; exit 2 ;; esac
     [ -d "$out/bases/$base" ] || train_base "$base"
-    for task in esophagus prostate; do
-        "$train" experiment --base "$out/bases/$base" --task "$task" \
-            --sizes "${SIZES:-1,2}" --strategies vanilla,finetune --seeds "${SEEDS:-3}" \
-            --test-cases 10 --val-phantoms 2 --out "$out/$base/$task" --work "$work/$base/$task" \
-            --batch 2 --lr 1e-3 --warmup 20 --iterations 3000 --val-every 100 --patience 5 \
-            --device "$device" --threads "$threads"
+done
+# Fine-tuning (the paper's strategy) first, the smaller size first: each step is a complete
+# cell of the comparison.
+for size in ${SIZES:-1 2}; do
+    for strategy in finetune vanilla; do
+        for base in "${bases[@]}"; do
+            for task in esophagus prostate; do
+                "$train" experiment --base "$out/bases/$base" --task "$task" \
+                    --sizes "$size" --strategies "$strategy" --seeds "${SEEDS:-3}" \
+                    --test-cases 10 --val-phantoms 2 --out "$out/$base/$task" --work "$work/$base/$task" \
+                    --batch 2 --lr 1e-3 --warmup 20 --iterations 3000 --val-every 100 --patience 5 \
+                    --device "$device" --threads "$threads"
+            done
+        done
     done
 done
+compare=("shipped=$root/docs/experiments")
+for base in labelled five; do
+    [ -d "$out/$base" ] && compare+=("$base=$out/$base")
+done
+if [ ${#compare[@]} -ge 2 ]; then
+    "$train" compare-bases "${compare[@]}" --tasks esophagus,prostate --out "$out/results.md"
+fi
