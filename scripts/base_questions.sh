@@ -80,7 +80,8 @@ train_base() {
     rm -rf "$out/bases/$base.tmp"
     mkdir "$out/bases/$base.tmp"
     cp "$work/$base/stage2/best/model.card.json" "$work/$base/stage2/best/model.safetensors" \
-        "$work/$base/heldout.json" "$out/bases/$base.tmp/"
+        "$out/bases/$base.tmp/"
+    sed "s#\"$work/$base/base.onnx\"#\"$base base (exported)\"#" "$work/$base/heldout.json" > "$out/bases/$base.tmp/heldout.json"
     for s in stage1 stage2; do
         grep '"val_dice"' "$work/$base/$s/metrics.jsonl" > "$out/bases/$base.tmp/$s.validation.jsonl"
         cp "$work/$base/$s/learning_curve.png" "$out/bases/$base.tmp/$s.learning_curve.png"
