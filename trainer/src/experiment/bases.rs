@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use anyhow::{bail, Result};
 
-use super::report::mean_std;
-use super::{paired_difference, PairedDifference, RunResult};
+use super::report::{difference_cell, mean_sd_cell, paired_runs};
+use super::RunResult;
 
 /// One base model's experiment rows (every task), under the name the
 /// comparison gives it.
@@ -40,63 +40,43 @@ pub fn compare_bases(bases: &[BaseRuns], tasks: &[String], strategies: &[String]
                 }
             }
         }
-        let has = |b: &BaseRuns, size: usize, s: &str| {
-            b.rows
-                .iter()
-                .any(|r| &r.task == task && r.size == size && r.strategy == s)
-        };
         let sizes: BTreeSet<usize> = bases
             .iter()
             .flat_map(|b| b.rows.iter().filter(|r| &r.task == task).map(|r| r.size))
             .filter(|&size| {
                 strategies
                     .iter()
-                    .any(|s| bases.iter().filter(|b| has(b, size, s)).count() >= 2)
+                    .any(|s| bases.iter().filter(|b| !runs(b, task, size, s).is_empty()).count() >= 2)
             })
             .collect();
         if sizes.is_empty() {
             continue;
         }
-        md.push_str(&format!("### {task}\n\n| training scans | strategy |"));
-        for b in bases {
-            md.push_str(&format!(" {} |", b.name));
-        }
-        md.push_str("\n|---:|---|");
-        md.push_str(&"---|".repeat(bases.len()));
-        md.push('\n');
+        md.push_str(&format!("### {task}\n\n"));
+        md.push_str(&header(bases.iter().map(|b| b.name.clone())));
         for &size in &sizes {
             for s in strategies {
                 md.push_str(&format!("| {size} | {s} |"));
                 for b in bases {
-                    let v: Vec<f64> = b
-                        .rows
-                        .iter()
-                        .filter(|r| &r.task == task && r.size == size && &r.strategy == s)
-                        .map(|r| r.dice)
-                        .collect();
-                    if v.is_empty() {
-                        md.push_str(" – |");
-                    } else {
-                        let (m, sd) = mean_std(&v);
-                        md.push_str(&format!(" {m:.3} ± {sd:.3} (n={}) |", v.len()));
-                    }
+                    let dice: Vec<f64> = runs(b, task, size, s).iter().map(|r| r.dice).collect();
+                    md.push_str(&format!(" {} |", mean_sd_cell(&dice)));
                 }
                 md.push('\n');
             }
         }
         let pairs: Vec<(usize, usize)> = (0..bases.len()).flat_map(|j| (0..j).map(move |i| (i, j))).collect();
-        md.push_str("\n| training scans | strategy |");
-        for &(i, j) in &pairs {
-            md.push_str(&format!(" {} − {} |", bases[j].name, bases[i].name));
-        }
-        md.push_str("\n|---:|---|");
-        md.push_str(&"---|".repeat(pairs.len()));
         md.push('\n');
+        md.push_str(&header(
+            pairs
+                .iter()
+                .map(|&(i, j)| format!("{} − {}", bases[j].name, bases[i].name)),
+        ));
         for &size in &sizes {
             for s in strategies {
                 md.push_str(&format!("| {size} | {s} |"));
                 for &(i, j) in &pairs {
-                    md.push_str(&format!(" {} |", cell(difference(&bases[j], &bases[i], task, size, s))));
+                    let d = paired_runs(&runs(&bases[j], task, size, s), &runs(&bases[i], task, size, s));
+                    md.push_str(&format!(" {} |", difference_cell(d)));
                 }
                 md.push('\n');
             }
@@ -109,29 +89,25 @@ pub fn compare_bases(bases: &[BaseRuns], tasks: &[String], strategies: &[String]
     Ok(md)
 }
 
-/// `a` − `b` for one strategy at one task and size.
-fn difference(a: &BaseRuns, b: &BaseRuns, task: &str, size: usize, strategy: &str) -> Option<PairedDifference> {
-    // The two bases' runs as two strategies of one grid.
-    let tagged = |base: &BaseRuns, tag: &str| {
-        base.rows
-            .iter()
-            .filter(|r| r.task == task && r.size == size && r.strategy == strategy)
-            .map(|r| RunResult {
-                strategy: tag.to_string(),
-                ..r.clone()
-            })
-            .collect::<Vec<_>>()
-    };
-    let mut rows = tagged(a, "a");
-    rows.extend(tagged(b, "b"));
-    paired_difference(&rows, task, size, "a", "b")
+/// A base's runs of one strategy at one task and size.
+fn runs<'a>(base: &'a BaseRuns, task: &str, size: usize, strategy: &str) -> Vec<&'a RunResult> {
+    base.rows
+        .iter()
+        .filter(|r| r.task == task && r.size == size && r.strategy == strategy)
+        .collect()
 }
 
-fn cell(p: Option<PairedDifference>) -> String {
-    match p {
-        Some(p) => format!("{:+.3} [{:+.3}, {:+.3}] ({} pairs)", p.mean, p.low, p.high, p.pairs),
-        None => "–".into(),
+/// The head of a table whose rows are (training scans, strategy).
+fn header(columns: impl Iterator<Item = String>) -> String {
+    let columns: Vec<String> = columns.collect();
+    let mut md = String::from("| training scans | strategy |");
+    for c in &columns {
+        md.push_str(&format!(" {c} |"));
     }
+    md.push_str("\n|---:|---|");
+    md.push_str(&"---|".repeat(columns.len()));
+    md.push('\n');
+    md
 }
 
 #[cfg(test)]

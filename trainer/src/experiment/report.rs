@@ -63,13 +63,8 @@ pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
         for size in sizes {
             md.push_str(&format!("| {size} |"));
             for s in strategies {
-                match groups.get(&(task.clone(), size, s.to_string())) {
-                    Some(v) => {
-                        let (m, sd) = mean_std(v);
-                        md.push_str(&format!(" {m:.3} ± {sd:.3} (n={}) |", v.len()));
-                    }
-                    None => md.push_str(" – |"),
-                }
+                let v = groups.get(&(task.clone(), size, s.to_string()));
+                md.push_str(&format!(" {} |", mean_sd_cell(v.map_or(&[][..], |v| &v[..]))));
             }
             md.push('\n');
         }
@@ -98,17 +93,23 @@ pub struct PairedDifference {
 /// `a` − `b` at one task and size, over the seeds both ran (per test case
 /// where the rows hold per-case Dice, else per run).
 pub fn paired_difference(all: &[RunResult], task: &str, size: usize, a: &str, b: &str) -> Option<PairedDifference> {
-    use rand::{Rng, SeedableRng};
-    let run = |s: &str, seed: u64| {
+    let runs = |s: &str| {
         all.iter()
-            .find(|r| r.task == task && r.size == size && r.strategy == s && r.seed == seed)
+            .filter(|r| r.task == task && r.size == size && r.strategy == s)
+            .collect::<Vec<_>>()
     };
+    paired_runs(&runs(a), &runs(b))
+}
+
+/// `a` − `b` over two sets of runs of one cell, paired by seed (and by test
+/// case where both rows hold per-case Dice).
+pub(crate) fn paired_runs(a: &[&RunResult], b: &[&RunResult]) -> Option<PairedDifference> {
+    use rand::{Rng, SeedableRng};
     let mut d = Vec::new();
-    for ra in all
-        .iter()
-        .filter(|r| r.task == task && r.size == size && r.strategy == a)
-    {
-        let Some(rb) = run(b, ra.seed) else { continue };
+    for ra in a {
+        let Some(rb) = b.iter().find(|r| r.seed == ra.seed) else {
+            continue;
+        };
         if !ra.dice_per_case.is_empty() && ra.dice_per_case.len() == rb.dice_per_case.len() {
             d.extend(ra.dice_per_case.iter().zip(&rb.dice_per_case).map(|(x, y)| x - y));
         } else {
@@ -132,19 +133,32 @@ pub fn paired_difference(all: &[RunResult], task: &str, size: usize, a: &str, b:
     })
 }
 
+/// A table cell: a paired difference with its interval, or "–".
+pub(crate) fn difference_cell(p: Option<PairedDifference>) -> String {
+    match p {
+        Some(p) => format!("{:+.3} [{:+.3}, {:+.3}] ({} pairs)", p.mean, p.low, p.high, p.pairs),
+        None => "–".into(),
+    }
+}
+
+/// A table cell: mean ± sd of the runs' Dice and their count, or "–".
+pub(crate) fn mean_sd_cell(dice: &[f64]) -> String {
+    if dice.is_empty() {
+        return "–".into();
+    }
+    let (m, sd) = mean_std(dice);
+    format!("{m:.3} ± {sd:.3} (n={})", dice.len())
+}
+
 /// Markdown: fine-tune against scratch and against vanilla at each size.
 fn comparison_table(all: &[RunResult], task: &str) -> String {
     let sizes: std::collections::BTreeSet<usize> = all.iter().filter(|r| r.task == task).map(|r| r.size).collect();
     let mut md = String::from("| training scans | finetune − scratch | finetune − vanilla |\n|---:|---|---|\n");
-    let cell = |p: Option<PairedDifference>| match p {
-        Some(p) => format!("{:+.3} [{:+.3}, {:+.3}] ({} pairs)", p.mean, p.low, p.high, p.pairs),
-        None => "–".into(),
-    };
     for size in sizes {
         md.push_str(&format!(
             "| {size} | {} | {} |\n",
-            cell(paired_difference(all, task, size, "finetune", "scratch")),
-            cell(paired_difference(all, task, size, "finetune", "vanilla"))
+            difference_cell(paired_difference(all, task, size, "finetune", "scratch")),
+            difference_cell(paired_difference(all, task, size, "finetune", "vanilla"))
         ));
     }
     md.push_str("\nDifferences of mean test Dice, paired by seed and test case, with 95 % bootstrap intervals.\n\n");
