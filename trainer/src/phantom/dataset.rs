@@ -139,13 +139,6 @@ fn dataset_name(opts: &PhantomOptions) -> String {
 /// The vocabulary of a base set restricted to `structures` (all when
 /// empty), and the lookup from base label index to the restricted index.
 fn base_vocabulary(structures: &[String]) -> Result<(Vec<String>, [u8; 256])> {
-    let mut lut = [0u8; 256];
-    if structures.is_empty() {
-        for (i, v) in lut.iter_mut().enumerate().take(BASE_LABELS.len()) {
-            *v = i as u8;
-        }
-        return Ok((BASE_LABELS.iter().map(|s| s.to_string()).collect(), lut));
-    }
     for name in structures {
         if !BASE_LABELS[1..].contains(&name.as_str()) {
             bail!(
@@ -158,9 +151,10 @@ fn base_vocabulary(structures: &[String]) -> Result<(Vec<String>, [u8; 256])> {
         }
     }
     // Base order, whatever order they were listed in.
+    let mut lut = [0u8; 256];
     let mut vocabulary = vec![BASE_LABELS[0].to_string()];
     for (i, name) in BASE_LABELS.iter().enumerate().skip(1) {
-        if structures.iter().any(|s| s == name) {
+        if structures.is_empty() || structures.iter().any(|s| s == name) {
             lut[i] = vocabulary.len() as u8;
             vocabulary.push(name.to_string());
         }
