@@ -209,6 +209,24 @@ pub fn card_for(
 /// A warning when some convolution has no active channel on a batch: its
 /// ReLUs pass no gradient, so every layer that reaches the output only
 /// through it has stopped learning.
+/// Patience: true once the last `patience` validations (`val_every`
+/// iterations apart) brought no new best. It starts counting only when a validation has found something (best
+/// Dice above zero): a network that still predicts background everywhere has
+/// not begun to learn, and early validations at zero say nothing about when
+/// it will.
+pub fn patience_exhausted(
+    patience: Option<u64>,
+    val_every: u64,
+    best: Option<f64>,
+    best_iteration: Option<u64>,
+    done: u64,
+) -> bool {
+    match (patience, best, best_iteration) {
+        (Some(p), Some(dice), Some(at)) => dice > 0.0 && done >= at + p * val_every,
+        _ => false,
+    }
+}
+
 pub fn dead_layer_warning(live: &[LiveChannels]) -> Option<String> {
     let dead: Vec<&str> = live.iter().filter(|l| l.live == 0).map(|l| l.layer.as_str()).collect();
     if dead.is_empty() {
@@ -478,11 +496,9 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
                 card,
                 weights: eval_model.weights(),
             };
-            // Patience: stop when the last `patience` validations brought no
-            // new best.
             stopped_early = val.is_some()
                 && done < cfg.iterations
-                && matches!((cfg.patience, best_iteration), (Some(p), Some(b)) if done >= b + p * cfg.val_every);
+                && patience_exhausted(cfg.patience, cfg.val_every, best, best_iteration, done);
             let st = TrainState {
                 iteration: done,
                 sampler: sampler.state(),
@@ -587,6 +603,19 @@ mod tests {
         assert_eq!(after["enc0.norm0.running_mean"], w["enc0.norm0.running_mean"]);
         assert_eq!(after["dec0.norm0.running_var"], w["dec0.norm0.running_var"]);
         assert_ne!(after["dec0.norm1.running_mean"], w["dec0.norm1.running_mean"]);
+    }
+
+    /// Patience counts from the last new best, and only once a validation
+    /// has found something: validations at Dice 0 never end a run.
+    #[test]
+    fn patience_waits_for_the_first_structure_found() {
+        // Best 0.4 at 300: five validations 100 apart without a better one end it at 800.
+        assert!(!patience_exhausted(Some(5), 100, Some(0.4), Some(300), 700));
+        assert!(patience_exhausted(Some(5), 100, Some(0.4), Some(300), 800));
+        // A network still at Dice 0 after 5,000 iterations keeps training.
+        assert!(!patience_exhausted(Some(5), 100, Some(0.0), Some(100), 5000));
+        assert!(!patience_exhausted(None, 100, Some(0.4), Some(300), 5000));
+        assert!(!patience_exhausted(Some(5), 100, None, None, 5000));
     }
 
     #[test]
