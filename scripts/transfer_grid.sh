@@ -2,15 +2,16 @@
 # The transfer experiment grid of docs/experiments, from the shipped base model: for each
 # task, sizes 1, 2, 5, 10 × scratch, vanilla, finetune × three seeds, each run trained until
 # its validation Dice (2 validation phantoms) stops improving for 5 validations 100
-# iterations apart, capped at 3,000 iterations, and evaluated on the task's 10 held-out test
-# phantoms.
+# iterations apart (counted from the first validation above Dice 0), capped at 3,000
+# iterations, and evaluated on the task's 10 held-out test phantoms.
 #
 #   scripts/transfer_grid.sh [TASK...]
 #
 # TASK defaults to all four: vertebrae esophagus lung-lobes prostate. Results land in
-# docs/experiments/TASK/ (results.jsonl, results.csv, results.md, dice_vs_size.png), and the
-# summary over every task with results in docs/experiments/ (the same three files); the
-# runs' data and checkpoints in $WORK/TASK (default ~/.cache/edge-seg/grid). The grid
+# docs/experiments/TASK/ (results.jsonl, results.csv, results.md, dice_vs_size.png,
+# learning_curves.png), and the summary over every task with results in docs/experiments/
+# (the same but results.jsonl); the runs' data and checkpoints in $WORK/TASK (default
+# ~/.cache/edge-seg/grid). The grid
 # resumes from the committed results: every run recorded in results.jsonl is skipped, so
 # commit that folder as runs finish and the same command continues on any machine.
 # Environment: BIN (folder holding edge-seg-train; default: built here), DEVICE (default

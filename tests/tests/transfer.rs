@@ -139,7 +139,15 @@ fn experiment_resumes_without_redoing_finished_runs() {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(r["dice_per_case"].as_array().unwrap().len(), 1, "{line}");
         assert_eq!(r["device"], "cpu");
+        // The learning curve behind `iterations`: validated at the end of
+        // each run, and of fine-tuning's first phase.
+        let curve = r["validation"].as_array().unwrap();
+        assert_eq!(curve.last().unwrap()[0], r["iterations"], "{line}");
+        let points: Vec<u64> = curve.iter().map(|p| p[0].as_u64().unwrap()).collect();
+        let expected: &[u64] = if r["strategy"] == "finetune" { &[2, 4] } else { &[4] };
+        assert_eq!(points, expected, "{line}");
     }
+    assert!(out.join("learning_curves.png").exists());
     // A fresh machine: only the committed results folder survives. Every
     // run it records is skipped; a run removed from it is redone.
     std::fs::remove_dir_all(out.join("work")).unwrap();

@@ -209,7 +209,13 @@ pub fn transfer(
             p2.seed = cfg.seed.wrapping_add(1);
             p2.prior_stages = after1.card.provenance.stages.clone();
             let mut o = train(&p2, Init::Weights(after1.weights), &out.join("phase2"), device, opts)?;
-            o.iterations += plan.phase1;
+            // Phase 1 may have stopped early: count the iterations it trained,
+            // and draw one curve over both phases.
+            let phase1_used = crate::train::read_state(&phase1_dir.join("last"))?.iteration;
+            o.iterations += phase1_used;
+            let mut curve = crate::train::report::validation_curve(&phase1_dir.join("metrics.jsonl"))?;
+            curve.extend(o.validation.iter().map(|&(it, d)| (it + phase1_used, d)));
+            o.validation = curve;
             o
         }
     };

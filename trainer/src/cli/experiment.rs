@@ -43,7 +43,7 @@ pub struct ExperimentCmd {
     pub val_phantoms: usize,
     /// Results folder, meant to be committed: results.jsonl (one row per
     /// finished run; the runs it holds are skipped), results.csv,
-    /// results.md, dice_vs_size.png.
+    /// results.md, dice_vs_size.png, learning_curves.png.
     #[arg(long)]
     pub out: PathBuf,
     /// Work folder for the task's data, caches and run checkpoints

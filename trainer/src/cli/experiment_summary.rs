@@ -12,8 +12,8 @@ pub struct ExperimentSummaryArgs {
     /// Results folders of `experiment` (one per task).
     #[arg(required = true)]
     pub results: Vec<PathBuf>,
-    /// Folder for the summary over all of them: results.csv, results.md and
-    /// dice_vs_size.png (one panel per task).
+    /// Folder for the summary over all of them: results.csv, results.md,
+    /// dice_vs_size.png and learning_curves.png (one panel per task).
     #[arg(long)]
     pub out: PathBuf,
 }

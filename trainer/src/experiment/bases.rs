@@ -132,6 +132,7 @@ mod tests {
             device: "cpu".into(),
             test_set: test_set.into(),
             base_weights_sha256: String::new(),
+            validation: Vec::new(),
         }
     }
 

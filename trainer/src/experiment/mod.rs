@@ -50,6 +50,7 @@ pub struct RunResult {
     pub dice_per_class: BTreeMap<String, f64>,
     pub hd95_per_class: BTreeMap<String, f64>,
     pub train_seconds: f64,
+    /// Iterations trained (both phases for fine-tuning).
     pub iterations: u64,
     pub test_cases: usize,
     /// Mean Dice over the classes of each test case, in test-case order
@@ -69,6 +70,11 @@ pub struct RunResult {
     /// `weights_sha256` of the base model the transfers started from.
     #[serde(default)]
     pub base_weights_sha256: String,
+    /// Validation Dice by iteration (fine-tuning's phase 2 counted after
+    /// the iterations phase 1 trained): the learning curve behind
+    /// `iterations`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation: Vec<(u64, f64)>,
 }
 
 /// The results folder's record of finished runs, one JSON object a line.
@@ -398,6 +404,7 @@ pub fn run_experiment(
             device: device.name.clone(),
             test_set: test_set.clone(),
             base_weights_sha256: base_sha.clone(),
+            validation: outcome.validation,
         };
         if !quiet {
             eprintln!(

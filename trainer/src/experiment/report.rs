@@ -1,6 +1,7 @@
 //! Reports of the transfer experiment: a task's results as `results.csv`,
-//! a Markdown table of mean ± sd with paired bootstrap intervals, and a plot
-//! of Dice against training-set size; the same over several tasks.
+//! a Markdown table of mean ± sd with paired bootstrap intervals, a plot of
+//! Dice against training-set size and one of the runs' validation curves;
+//! the same over several tasks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +17,8 @@ pub(crate) fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
-/// `results.csv`, `results.md` and `dice_vs_size.png` from `results`.
+/// `results.csv`, `results.md`, `dice_vs_size.png` and `learning_curves.png`
+/// from `results`.
 pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
     let mut all: Vec<RunResult> = results.to_vec();
     all.sort_by(|a, b| (&a.task, a.size, &a.strategy, a.seed).cmp(&(&b.task, b.size, &b.strategy, b.seed)));
@@ -53,7 +55,6 @@ pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let strategies = ["scratch", "vanilla", "finetune"];
     let mut md = String::new();
     for task in &tasks {
         md.push_str(&format!(
@@ -62,7 +63,7 @@ pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
         let sizes: std::collections::BTreeSet<usize> = all.iter().filter(|r| &r.task == task).map(|r| r.size).collect();
         for size in sizes {
             md.push_str(&format!("| {size} |"));
-            for s in strategies {
+            for s in STRATEGIES {
                 let v = groups.get(&(task.clone(), size, s.to_string()));
                 md.push_str(&format!(" {} |", mean_sd_cell(v.map_or(&[][..], |v| &v[..]))));
             }
@@ -76,6 +77,9 @@ pub fn write_summaries(results: &[RunResult], out: &Path) -> Result<()> {
     // machine, say) must not fail the grid.
     if let Err(e) = plot(&all, &tasks, &out.join("dice_vs_size.png")) {
         eprintln!("warning: {e:#}; the numbers are in results.csv and results.md");
+    }
+    if let Err(e) = plot_learning_curves(&all, &tasks, &out.join("learning_curves.png")) {
+        eprintln!("warning: {e:#}; the validation curves are in results.jsonl");
     }
     Ok(())
 }
@@ -165,77 +169,148 @@ fn comparison_table(all: &[RunResult], task: &str) -> String {
     md
 }
 
-/// One panel per task (two to a row): mean Dice against training-set size,
-/// one line per strategy.
-fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
+const STRATEGIES: [&str; 3] = ["scratch", "vanilla", "finetune"];
+const COLOURS: [RGBColor; 3] = [RGBColor(200, 60, 60), RGBColor(60, 120, 200), RGBColor(40, 160, 80)];
+
+/// A figure of one panel per task, two to a row.
+fn task_panels(
+    png: &Path,
+    tasks: &[String],
+    mut draw: impl FnMut(&DrawingArea<BitMapBackend, plotters::coord::Shift>, &String) -> Result<()>,
+) -> Result<()> {
     let panels = tasks.len().max(1);
     let cols = panels.min(2);
     let rows = panels.div_ceil(cols);
     crate::figure::write_png(png, (480 * cols as u32, 400 * rows as u32), |root| {
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-        let areas = root.split_evenly((rows, cols));
-        let colours = [RGBColor(200, 60, 60), RGBColor(60, 120, 200), RGBColor(40, 160, 80)];
-        for (area, task) in areas.iter().zip(tasks) {
-            let sizes: Vec<usize> = all
-                .iter()
-                .filter(|r| &r.task == task)
-                .map(|r| r.size)
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            let max_size = *sizes.last().unwrap_or(&1) as f64;
-            let mut chart = ChartBuilder::on(area)
-                .caption(task, ("sans-serif", 20))
-                .margin(10)
-                .x_label_area_size(35)
-                .y_label_area_size(45)
-                .build_cartesian_2d(0f64..max_size + 1.0, 0f64..1f64)
-                .map_err(|e| anyhow!("{e}"))?;
-            chart
-                .configure_mesh()
-                .x_desc("training scans")
-                .y_desc("test Dice")
-                .draw()
-                .map_err(|e| anyhow!("{e}"))?;
-            for (s, colour) in ["scratch", "vanilla", "finetune"].iter().zip(colours) {
-                let stats: Vec<(f64, (f64, f64))> = sizes
-                    .iter()
-                    .filter_map(|&n| {
-                        let v: Vec<f64> = all
-                            .iter()
-                            .filter(|r| &r.task == task && r.size == n && r.strategy == *s)
-                            .map(|r| r.dice)
-                            .collect();
-                        (!v.is_empty()).then(|| (n as f64, mean_std(&v)))
-                    })
-                    .collect();
-                let points: Vec<(f64, f64)> = stats.iter().map(|&(n, (m, _))| (n, m)).collect();
-                if points.is_empty() {
-                    continue;
+        for (area, task) in root.split_evenly((rows, cols)).iter().zip(tasks) {
+            draw(area, task)?;
+        }
+        Ok(())
+    })
+}
+
+/// Validation Dice against iteration for every run at each task's largest
+/// size: whether the runs had stopped learning when they stopped.
+fn plot_learning_curves(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
+    let with_curves: Vec<&RunResult> = all.iter().filter(|r| !r.validation.is_empty()).collect();
+    if with_curves.is_empty() {
+        return Ok(());
+    }
+    let max_it = with_curves
+        .iter()
+        .flat_map(|r| r.validation.iter().map(|&(it, _)| it))
+        .max()
+        .unwrap_or(1) as f64;
+    let tasks: Vec<String> = tasks
+        .iter()
+        .filter(|t| with_curves.iter().any(|r| &r.task == *t))
+        .cloned()
+        .collect();
+    task_panels(png, &tasks, |area, task| {
+        let runs: Vec<&&RunResult> = with_curves.iter().filter(|r| &r.task == task).collect();
+        let size = runs.iter().map(|r| r.size).max().unwrap_or(0);
+        let mut chart = ChartBuilder::on(area)
+            .caption(format!("{task}, {size} training scans"), ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0f64..max_it, 0f64..1f64)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("iteration")
+            .y_desc("validation Dice")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        for (s, colour) in STRATEGIES.iter().zip(COLOURS) {
+            for (i, r) in runs.iter().filter(|r| r.size == size && r.strategy == *s).enumerate() {
+                let points = r.validation.iter().map(|&(it, d)| (it as f64, d));
+                let series = chart
+                    .draw_series(LineSeries::new(points, colour.stroke_width(1)))
+                    .map_err(|e| anyhow!("{e}"))?;
+                if i == 0 {
+                    series
+                        .label(*s)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
                 }
-                chart
-                    .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-                    .map_err(|e| anyhow!("{e}"))?
-                    .label(*s)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
-                chart
-                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
-                    .map_err(|e| anyhow!("{e}"))?;
-                // ± one standard deviation over seeds.
-                chart
-                    .draw_series(stats.iter().map(|&(n, (m, sd))| {
-                        ErrorBar::new_vertical(n, (m - sd).max(0.0), m, (m + sd).min(1.0), colour.stroke_width(1), 8)
-                    }))
-                    .map_err(|e| anyhow!("{e}"))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(())
+    })
+}
+
+/// One panel per task: mean Dice against training-set size, one line per
+/// strategy.
+fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
+    task_panels(png, tasks, |area, task| {
+        let sizes: Vec<usize> = all
+            .iter()
+            .filter(|r| &r.task == task)
+            .map(|r| r.size)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let max_size = *sizes.last().unwrap_or(&1) as f64;
+        let mut chart = ChartBuilder::on(area)
+            .caption(task, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(0f64..max_size + 1.0, 0f64..1f64)
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("training scans")
+            .y_desc("test Dice")
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
+        for (s, colour) in STRATEGIES.iter().zip(COLOURS) {
+            let stats: Vec<(f64, (f64, f64))> = sizes
+                .iter()
+                .filter_map(|&n| {
+                    let v: Vec<f64> = all
+                        .iter()
+                        .filter(|r| &r.task == task && r.size == n && r.strategy == *s)
+                        .map(|r| r.dice)
+                        .collect();
+                    (!v.is_empty()).then(|| (n as f64, mean_std(&v)))
+                })
+                .collect();
+            let points: Vec<(f64, f64)> = stats.iter().map(|&(n, (m, _))| (n, m)).collect();
+            if points.is_empty() {
+                continue;
             }
             chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
+                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                .map_err(|e| anyhow!("{e}"))?
+                .label(*s)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+                .map_err(|e| anyhow!("{e}"))?;
+            // ± one standard deviation over seeds.
+            chart
+                .draw_series(stats.iter().map(|&(n, (m, sd))| {
+                    ErrorBar::new_vertical(n, (m - sd).max(0.0), m, (m + sd).min(1.0), colour.stroke_width(1), 8)
+                }))
                 .map_err(|e| anyhow!("{e}"))?;
         }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("{e}"))?;
         Ok(())
     })
 }

@@ -71,6 +71,8 @@ pub struct TrainOutcome {
     pub stopped_early: bool,
     pub best_val_dice: Option<f64>,
     pub best_iteration: Option<u64>,
+    /// Validation Dice by iteration, over the whole run (resumes included).
+    pub validation: Vec<(u64, f64)>,
     pub seconds: f64,
     pub final_loss: f64,
     pub out: PathBuf,
@@ -544,6 +546,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         stopped_early,
         best_val_dice: best,
         best_iteration,
+        validation: report::validation_curve(&metrics_path)?,
         seconds: elapsed_before + started.elapsed().as_secs_f64(),
         final_loss: last_loss,
         out: out.to_path_buf(),

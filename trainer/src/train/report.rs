@@ -29,23 +29,32 @@ pub fn truncate_metrics(path: &Path, keep: u64) -> Result<()> {
         .with_context(|| format!("cannot rewrite {}", path.display()))
 }
 
+/// The validation Dice a run's `metrics.jsonl` records, by iteration.
+pub fn validation_curve(metrics: &Path) -> Result<Vec<(u64, f64)>> {
+    let text = std::fs::read_to_string(metrics).with_context(|| format!("cannot read {}", metrics.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let v = serde_json::from_str::<Value>(line).ok()?;
+            Some((v["iteration"].as_u64()?, v["val_dice"].as_f64()?))
+        })
+        .collect())
+}
+
 /// Training loss (smoothed) and validation Dice against iterations, as PNG.
 pub fn plot_learning_curve(metrics: &Path, png: &Path) -> Result<()> {
     let text = std::fs::read_to_string(metrics).with_context(|| format!("cannot read {}", metrics.display()))?;
-    let mut loss = Vec::new();
-    let mut val = Vec::new();
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let Some(it) = v["iteration"].as_u64() else { continue };
-        if let Some(l) = v["loss"].as_f64() {
-            loss.push((it as f64, l));
-        }
-        if let Some(d) = v["val_dice"].as_f64() {
-            val.push((it as f64, d));
-        }
-    }
+    let loss: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|line| {
+            let v = serde_json::from_str::<Value>(line).ok()?;
+            Some((v["iteration"].as_u64()? as f64, v["loss"].as_f64()?))
+        })
+        .collect();
+    let val: Vec<(f64, f64)> = validation_curve(metrics)?
+        .into_iter()
+        .map(|(it, d)| (it as f64, d))
+        .collect();
     if loss.is_empty() {
         return Ok(());
     }
