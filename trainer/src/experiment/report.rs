@@ -190,6 +190,49 @@ fn task_panels(
     })
 }
 
+type Panel<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One task's axes: `x` from 0 to `x_max` (whole numbers: scans or
+/// iterations), Dice from 0 to 1.
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    x_max: f64,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<Panel<'a, 'b>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(45)
+        .build_cartesian_2d(0f64..x_max, 0f64..1f64)
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(chart)
+}
+
+/// The strategies' legend in a panel's lower right corner.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))
+}
+
 /// Validation Dice against iteration for every run at each task's largest
 /// size: whether the runs had stopped learning when they stopped.
 fn plot_learning_curves(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
@@ -210,20 +253,13 @@ fn plot_learning_curves(all: &[RunResult], tasks: &[String], png: &Path) -> Resu
     task_panels(png, &tasks, |area, task| {
         let runs: Vec<&&RunResult> = with_curves.iter().filter(|r| &r.task == task).collect();
         let size = runs.iter().map(|r| r.size).max().unwrap_or(0);
-        let mut chart = ChartBuilder::on(area)
-            .caption(format!("{task}, {size} training scans"), ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0f64..max_it, 0f64..1f64)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("iteration")
-            .y_desc("validation Dice")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut chart = panel(
+            area,
+            &format!("{task}, {size} training scans"),
+            max_it,
+            "iteration",
+            "validation Dice",
+        )?;
         for (s, colour) in STRATEGIES.iter().zip(COLOURS) {
             for (i, r) in runs.iter().filter(|r| r.size == size && r.strategy == *s).enumerate() {
                 let points = r.validation.iter().map(|&(it, d)| (it as f64, d));
@@ -237,14 +273,7 @@ fn plot_learning_curves(all: &[RunResult], tasks: &[String], png: &Path) -> Resu
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok(())
+        legend(&mut chart)
     })
 }
 
@@ -260,19 +289,7 @@ fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
             .into_iter()
             .collect();
         let max_size = *sizes.last().unwrap_or(&1) as f64;
-        let mut chart = ChartBuilder::on(area)
-            .caption(task, ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0f64..max_size + 1.0, 0f64..1f64)
-            .map_err(|e| anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .x_desc("training scans")
-            .y_desc("test Dice")
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut chart = panel(area, task, max_size + 1.0, "training scans", "test Dice")?;
         for (s, colour) in STRATEGIES.iter().zip(COLOURS) {
             let stats: Vec<(f64, (f64, f64))> = sizes
                 .iter()
@@ -304,13 +321,6 @@ fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
                 }))
                 .map_err(|e| anyhow!("{e}"))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| anyhow!("{e}"))?;
-        Ok(())
+        legend(&mut chart)
     })
 }
