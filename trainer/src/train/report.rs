@@ -32,13 +32,17 @@ pub fn truncate_metrics(path: &Path, keep: u64) -> Result<()> {
 /// The validation Dice a run's `metrics.jsonl` records, by iteration.
 pub fn validation_curve(metrics: &Path) -> Result<Vec<(u64, f64)>> {
     let text = std::fs::read_to_string(metrics).with_context(|| format!("cannot read {}", metrics.display()))?;
-    Ok(text
-        .lines()
+    Ok(validation_points(&text))
+}
+
+/// The validation Dice lines of a `metrics.jsonl` text, by iteration.
+fn validation_points(text: &str) -> Vec<(u64, f64)> {
+    text.lines()
         .filter_map(|line| {
             let v = serde_json::from_str::<Value>(line).ok()?;
             Some((v["iteration"].as_u64()?, v["val_dice"].as_f64()?))
         })
-        .collect())
+        .collect()
 }
 
 /// Training loss (smoothed) and validation Dice against iterations, as PNG.
@@ -51,7 +55,7 @@ pub fn plot_learning_curve(metrics: &Path, png: &Path) -> Result<()> {
             Some((v["iteration"].as_u64()? as f64, v["loss"].as_f64()?))
         })
         .collect();
-    let val: Vec<(f64, f64)> = validation_curve(metrics)?
+    let val: Vec<(f64, f64)> = validation_points(&text)
         .into_iter()
         .map(|(it, d)| (it as f64, d))
         .collect();
