@@ -145,13 +145,17 @@ pub(crate) fn difference_cell(p: Option<PairedDifference>) -> String {
     }
 }
 
-/// A table cell: mean ± sd of the runs' Dice and their count, or "–".
+/// A table cell: mean ± sd of the runs' Dice and their count, or "–"; one run
+/// has no spread to show, so its cell is the Dice alone.
 pub(crate) fn mean_sd_cell(dice: &[f64]) -> String {
-    if dice.is_empty() {
-        return "–".into();
+    match dice {
+        [] => "–".into(),
+        [d] => format!("{d:.3} (n=1)"),
+        _ => {
+            let (m, sd) = mean_std(dice);
+            format!("{m:.3} ± {sd:.3} (n={})", dice.len())
+        }
     }
-    let (m, sd) = mean_std(dice);
-    format!("{m:.3} ± {sd:.3} (n={})", dice.len())
 }
 
 /// Markdown: fine-tune against scratch and against vanilla at each size.
@@ -323,4 +327,16 @@ fn plot(all: &[RunResult], tasks: &[String], png: &Path) -> Result<()> {
         }
         legend(&mut chart)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_shows_a_spread_only_over_two_runs_or_more() {
+        assert_eq!(mean_sd_cell(&[]), "–");
+        assert_eq!(mean_sd_cell(&[0.4931]), "0.493 (n=1)");
+        assert_eq!(mean_sd_cell(&[0.5, 0.6]), "0.550 ± 0.071 (n=2)");
+    }
 }
