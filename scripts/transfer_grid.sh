@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The transfer experiment grid of docs/experiments, from the shipped base model: for each
+# The transfer experiment grid of docs/experiments, from its base model (docs/experiments/base:
+# the default model shipped until 2026-12-04, 8 filters at 6 mm; every row records its
+# weights' hash, and the grid refuses to mix bases): for each
 # task, sizes 1, 2, 5, 10 × scratch, vanilla, finetune × three seeds, each run trained until
 # its validation Dice (2 validation phantoms) stops improving for 5 validations 100
 # iterations apart (counted from the first validation above Dice 0), capped at 3,000
@@ -28,7 +30,7 @@ work=${WORK:-$HOME/.cache/edge-seg/grid}
 threads=()
 [ -n "${THREADS:-}" ] && threads=(--threads "$THREADS")
 for task in "${tasks[@]}"; do
-    "$bin/edge-seg-train" experiment --base default --task "$task" \
+    "$bin/edge-seg-train" experiment --base "$root/docs/experiments/base" --task "$task" \
         --sizes "${SIZES:-1,2,5,10}" --strategies scratch,vanilla,finetune --seeds "${SEEDS:-3}" \
         --test-cases 10 --val-phantoms 2 --out "$root/docs/experiments/$task" --work "$work/$task" \
         --batch 2 --lr 1e-3 --warmup 20 --iterations 3000 --val-every 100 --patience 5 \
