@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One GPU session (run from the repository root on a machine with one NVIDIA GPU and a Python
+# with torch): the transfer grid's missing runs as parallel jobs on the GPU
+# (`JOBS=N scripts/transfer_grid.sh`), and CUDA call counts (kernel launches, synchronisations)
+# per training step, burn vs PyTorch. It expects, prepared on a machine with the registries:
+#   .gpu/bin/edge-seg-train.gz  the trainer built with `--features tch` against the GPU
+#                               machine's torch (LIBTORCH_USE_PYTORCH=1), stripped, gzipped;
+#   .gpu/lib/                   libfontconfig and libfreetype with their dependencies, in case
+#                               the GPU machine lacks them;
+#   .gpu/shim/libcudacount.so   built from scripts/bench/cudacount.c (COUNT=1 only).
+# The new rows come back in $OUT/jobs.tgz (refreshed every few seconds, so a run cut short keeps
+# what finished); `MERGE_ONLY=1 JOB_DIR=<unpacked jobs> scripts/transfer_grid.sh` adds them.
+# Env: OUT, DEADLINE (s from start), JOBS, SIZES, TASKS, COUNT (1/0).
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu-out}; DEADLINE=${DEADLINE:-520}; JOBS=${JOBS:-16}; SIZES=${SIZES:-5,2,10}; COUNT=${COUNT:-1}
+ROOT=$(pwd); G=$ROOT/.gpu; W=${W:-/tmp/w}; mkdir -p "$W/bin" "$OUT"; BIN=$W/bin/edge-seg-train
+gunzip -c "$G/bin/edge-seg-train.gz" > "$BIN" && chmod +x "$BIN"
+T0=$(date +%s); now() { echo $(( $(date +%s) - T0 )); }; say() { echo "[$(now)s] $*"; }
+PYLIB=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
+SP=$(python3 -c 'import site;print(site.getsitepackages()[0])')
+mkdir -p "$W/lib"
+for l in libfontconfig.so.1 libfreetype.so.6 libexpat.so.1 libpng16.so.16 libbrotlidec.so.1 libbrotlicommon.so.1; do
+    ldconfig -p | grep -q "$l " || { cp "$G/lib/$l" "$W/lib/"; echo "carried $l"; }
+done
+export LD_LIBRARY_PATH="$PYLIB:$W/lib:${LD_LIBRARY_PATH:-}"
+say "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null)"
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))'
+"$BIN" bench --padding same --plan doubling --filters 8 --levels 4 --patch 16 --batch 1 --steps 1 --device torch-cuda --json \
+    || { ldd "$BIN" | grep -i "not found"; say "smoke test failed"; exit 3; }
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 5 > "$OUT/smi.csv" 2>/dev/null &
+SMI=$!
+# The grid, in its own process group so that the deadline stops every job.
+rm -rf "$W/jobs"; mkdir -p "$W/jobs"
+setsid env BIN=$W/bin DEVICE=torch-cuda THREADS=1 JOBS=$JOBS SIZES=$SIZES WORK=$W/grid JOB_DIR=$W/jobs \
+    bash scripts/transfer_grid.sh ${TASKS:-} > "$OUT/grid.log" 2>&1 &
+GRID=$!
+say "grid started: $JOBS jobs, sizes $SIZES"
+if [ "$COUNT" = 1 ]; then
+    CUDART=$(find "$SP/nvidia" -name 'libcudart.so.1*' | head -1)
+    SHIM="$G/shim/libcudacount.so $CUDART"
+    "$BIN" bench --padding same --plan doubling --filters 8 --levels 4 --patch 48 --batch 2 --steps 1 --device torch-cuda --json \
+        | python3 -c "import json,sys; json.dump(json.load(sys.stdin)['spec'], open('$W/spec.json','w'))"
+    for s in 10 30; do
+        say "counts: burn, $s steps"
+        LD_PRELOAD="$SHIM" "$BIN" bench --padding same --plan doubling --filters 8 --levels 4 --patch 48 --batch 2 \
+            --steps $s --device torch-cuda --threads 1 --json 2>&1 | tee -a "$OUT/counts.txt"
+        say "counts: pytorch, $s steps"
+        LD_PRELOAD="$SHIM" python3 scripts/bench/train_step_torch.py "$W/spec.json" 48 2 $s 1 cuda 2>&1 | tee -a "$OUT/counts.txt"
+    done
+fi
+while kill -0 $GRID 2>/dev/null && [ "$(now)" -lt "$DEADLINE" ]; do
+    sleep 5
+    (cd "$W" && tar czf "$W/jobs.tgz" --exclude='*.png' jobs && mv "$W/jobs.tgz" "$OUT/jobs.tgz")
+    [ $(( $(now) % 60 )) -lt 5 ] && say "runs finished: $(cat "$W"/jobs/*/log.txt 2>/dev/null | grep -c '\] .*: Dice')"
+done
+kill -- -$GRID 2>/dev/null; sleep 2; kill -9 -- -$GRID 2>/dev/null
+kill $SMI 2>/dev/null
+say "grid stopped"; tail -n 20 "$OUT/grid.log"
+(cd "$W" && tar czf "$W/jobs.tgz" --exclude='*.png' jobs && mv "$W/jobs.tgz" "$OUT/jobs.tgz")
+grep -h "Dice" "$W"/jobs/*/log.txt | tail -n 80
+say "done"
