@@ -35,7 +35,7 @@ fn assert_complete(dir: &Path) -> u64 {
     let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("train_state.json")).unwrap()).unwrap();
     Checkpoint::read(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     if dir.ends_with("last") {
-        assert!(dir.join("optimizer.bpk").metadata().unwrap().len() > 0);
+        assert!(dir.join("optimizer.safetensors").metadata().unwrap().len() > 0);
     }
     state["iteration"].as_u64().unwrap()
 }

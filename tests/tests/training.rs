@@ -72,7 +72,7 @@ fn tiny_training_learns() {
     let last = losses[180..].iter().sum::<f64>() / 20.0;
     assert!(last < 0.8 * first, "loss did not fall: {first:.3} → {last:.3}");
     assert!(out.join("learning_curve.png").exists());
-    assert!(out.join("last/optimizer.bpk").exists());
+    assert!(out.join("last/optimizer.safetensors").exists());
     // Predict the validation case with the best checkpoint and compare with
     // its labels: the vertebrae are found well above chance. (A one-structure
     // task: a tiny net learns it in a couple of hundred iterations, where the

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use clap::Args;
 
@@ -67,7 +67,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let step_devices = crate::train::parallel::step_devices(&device, &parallel_devices);
     crate::train::parallel::check_split(a.batch, step_devices.len())?;
     let mut model = UNet::new(&spec, &initial_weights(&spec, 0), &ad)?;
-    let mut optim = AdamConfig::new().init();
+    let mut optim = crate::train::Adam::new(crate::train::OptimizerKind::Adam);
     let n_in: usize = a.batch * patch.iter().product::<usize>();
     let n_out: usize = a.batch * out.iter().product::<usize>();
     let images: Vec<f32> = (0..n_in).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();

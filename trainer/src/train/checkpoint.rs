@@ -1,6 +1,6 @@
 //! Training checkpoints on disk: a directory (`best/`, `last/`) holding the
 //! model checkpoint (`model.safetensors` + `model.card.json`), the optimiser
-//! state (`optimizer.bpk`) and `train_state.json`.
+//! state (`optimizer.safetensors`) and `train_state.json`.
 //!
 //! A checkpoint directory is never seen half-written: it is built under a
 //! temporary name, every file synced, then swapped in with one atomic
@@ -18,7 +18,7 @@ use super::config::TrainConfig;
 use crate::data::SamplerState;
 
 pub const STATE_FILE: &str = "train_state.json";
-pub const OPTIMIZER_FILE: &str = "optimizer.bpk";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 
 /// Where training stands.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

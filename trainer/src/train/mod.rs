@@ -7,6 +7,7 @@
 //! written atomically. `metrics.jsonl` gets one line per iteration and per
 //! validation; a learning-curve PNG is drawn at the end.
 
+pub mod adam;
 pub mod checkpoint;
 pub mod config;
 pub mod parallel;
@@ -19,7 +20,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::module::{Flag, Module, ModuleMapper, Param};
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
 use burn::prelude::*;
 use edge_seg_export::{Checkpoint, Tensor as WeightTensor};
 use edge_seg_models::card::{Decode, Provenance};
@@ -35,6 +35,7 @@ use crate::loss::BatchLabels;
 use crate::metrics::dice;
 use crate::predict::predict_image_labels;
 use crate::unet::{LiveChannels, UNet};
+pub use adam::Adam;
 pub use checkpoint::{read_state, recover, write_checkpoint, TrainState, OPTIMIZER_FILE};
 pub use config::{OptimizerKind, Schedule, TrainConfig, Trainable};
 
@@ -159,16 +160,6 @@ pub fn apply_trainable(model: UNet, spec: &edge_seg_models::NetworkSpec, t: &Tra
         path: Vec::new(),
         trainable: &names,
     })
-}
-
-fn optimizer(kind: OptimizerKind) -> ModuleOptimizer {
-    match kind {
-        OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).init(),
-        OptimizerKind::AdamW { weight_decay } => AdamWConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(weight_decay)
-            .init(),
-    }
 }
 
 /// The card for a checkpoint of this run.
@@ -353,9 +344,9 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
             let ckpt = Checkpoint::read(dir)?;
             let bytes = std::fs::read(dir.join(OPTIMIZER_FILE))
                 .with_context(|| format!("{}: cannot read", dir.join(OPTIMIZER_FILE).display()))?;
-            let optim = optimizer(cfg.optimizer)
-                .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-                .map_err(|e| anyhow::anyhow!("{}: {e:?}", dir.join(OPTIMIZER_FILE).display()))?;
+            let optim = Adam::new(cfg.optimizer)
+                .from_bytes(&bytes)
+                .with_context(|| format!("{}: cannot resume from it", dir.join(OPTIMIZER_FILE).display()))?;
             sampler.restore(s.sampler);
             (ckpt.weights, optim, s.iteration)
         }
@@ -364,7 +355,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
                 Init::Random => crate::unet::initial_weights_with(&cfg.spec, cfg.seed, cfg.weight_init),
                 Init::Weights(w) => w,
             };
-            (w, optimizer(cfg.optimizer), 0)
+            (w, Adam::new(cfg.optimizer), 0)
         }
     };
     let mut model = apply_trainable(UNet::new(&cfg.spec, &weights, &ad)?, &cfg.spec, &cfg.trainable);
@@ -510,9 +501,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
                 elapsed_seconds: elapsed,
                 stopped_early,
             };
-            let optim_bytes = optim
-                .into_bytes()
-                .map_err(|e| anyhow::anyhow!("cannot serialise the optimiser: {e:?}"))?;
+            let optim_bytes = optim.to_bytes().context("cannot serialise the optimiser")?;
             write_checkpoint(&out.join("last"), &ckpt, Some(&optim_bytes), &st)?;
             if improved || (val.is_none() && val_cases.is_empty() && done == cfg.iterations) {
                 write_checkpoint(&out.join("best"), &ckpt, None, &st)?;
