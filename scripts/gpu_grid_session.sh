@@ -2,7 +2,8 @@
 # One GPU session (run from the repository root on a machine with one NVIDIA GPU and a Python
 # with torch): the transfer grid's missing runs as parallel jobs on the GPU
 # (`JOBS=N scripts/transfer_grid.sh`), and CUDA call counts (kernel launches, synchronisations)
-# per training step, burn vs PyTorch. It expects, prepared on a machine with the registries:
+# per training step, burn vs PyTorch, after the training-step benchmark of both (BENCH=1,
+# before the grid starts, so that nothing else runs on the GPU). It expects, prepared on a machine with the registries:
 #   .gpu/bin/edge-seg-train.gz  the trainer built with `--features tch` against the GPU
 #                               machine's torch (LIBTORCH_USE_PYTORCH=1), stripped, gzipped;
 #   .gpu/lib/                   libfontconfig and libfreetype with their dependencies, in case
@@ -10,9 +11,9 @@
 #   .gpu/shim/libcudacount.so   built from scripts/bench/cudacount.c (COUNT=1 only).
 # The new rows come back in $OUT/jobs.tgz (refreshed every few seconds, so a run cut short keeps
 # what finished); `MERGE_ONLY=1 JOB_DIR=<unpacked jobs> scripts/transfer_grid.sh` adds them.
-# Env: OUT, DEADLINE (s from start), JOBS, SIZES, TASKS, COUNT (1/0).
+# Env: OUT, DEADLINE (s from start), JOBS, SIZES, TASKS, BENCH (1/0), COUNT (1/0).
 set -uo pipefail
-OUT=${OUT:-/tmp/gpu-out}; DEADLINE=${DEADLINE:-520}; JOBS=${JOBS:-16}; SIZES=${SIZES:-5,2,10}; COUNT=${COUNT:-1}
+OUT=${OUT:-/tmp/gpu-out}; DEADLINE=${DEADLINE:-520}; JOBS=${JOBS:-16}; SIZES=${SIZES:-5,2,10}; COUNT=${COUNT:-1}; BENCH=${BENCH:-1}
 ROOT=$(pwd); G=$ROOT/.gpu; W=${W:-/tmp/w}; mkdir -p "$W/bin" "$OUT"; BIN=$W/bin/edge-seg-train
 gunzip -c "$G/bin/edge-seg-train.gz" > "$BIN" && chmod +x "$BIN"
 T0=$(date +%s); now() { echo $(( $(date +%s) - T0 )); }; say() { echo "[$(now)s] $*"; }
@@ -27,6 +28,16 @@ say "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; $(nvidia-s
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))'
 "$BIN" bench --padding same --plan doubling --filters 8 --levels 4 --patch 16 --batch 1 --steps 1 --device torch-cuda --json \
     || { ldd "$BIN" | grep -i "not found"; say "smoke test failed"; exit 3; }
+if [ "$BENCH" = 1 ]; then
+    # burn (LibTorch CUDA) and PyTorch (CUDA), same spec, patch and batch, one after the other.
+    for b in "48 2 20 default" "48 4 20 default" "132 1 5 paper"; do
+        set -- $b
+        if [ "$4" = paper ]; then S="--spec paper"; else S="--padding same --plan doubling --filters 8 --levels 4"; fi
+        say "bench $4 patch $1 batch $2"
+        PATCH=$1 BATCH=$2 STEPS=$3 THREADS=4 PY=python3 EDGE_SEG_BIN=$W/bin DEVICE=torch-cuda TORCH_DEVICE=cuda \
+            scripts/bench/train_step.sh $S 2>&1 | tee -a "$OUT/bench.txt"
+    done
+fi
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 5 > "$OUT/smi.csv" 2>/dev/null &
 SMI=$!
 # The grid, in its own process group so that the deadline stops every job.
