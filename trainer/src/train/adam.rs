@@ -259,7 +259,7 @@ impl ModuleMapper for Scatter {
             return param;
         };
         let (id, tensor, mapper) = param.consume();
-        let value = self.flat.clone().slice([offset..offset + n]).reshape(tensor.shape());
+        let value = self.flat.clone().narrow(0, offset, n).reshape(tensor.shape());
         Param::from_mapped_value(id, Tensor::from_inner(value).require_grad(), mapper)
     }
 }
