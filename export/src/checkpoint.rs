@@ -169,6 +169,14 @@ fn io(path: &Path, e: std::io::Error) -> ExportError {
 
 /// Serialise f32 tensors as safetensors.
 pub fn safetensors_bytes(tensors: &BTreeMap<String, Tensor>) -> Vec<u8> {
+    safetensors_bytes_with_metadata(tensors, None)
+}
+
+/// Serialise f32 tensors as safetensors, with a free-text metadata header.
+pub fn safetensors_bytes_with_metadata(
+    tensors: &BTreeMap<String, Tensor>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Vec<u8> {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(n, t)| (n.clone(), t.shape.clone(), t.le_bytes()))
@@ -182,7 +190,7 @@ pub fn safetensors_bytes(tensors: &BTreeMap<String, Tensor>) -> Vec<u8> {
             )
         })
         .collect();
-    safetensors::serialize(views, None).expect("f32 tensors serialise")
+    safetensors::serialize(views, metadata).expect("f32 tensors serialise")
 }
 
 /// Parse safetensors bytes holding f32 tensors.

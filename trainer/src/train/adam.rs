@@ -15,13 +15,15 @@
 //! `optimizer.safetensors` of a checkpoint.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use edge_seg_export::checkpoint::{read_safetensors, safetensors_bytes_with_metadata};
+use edge_seg_export::Tensor as WeightTensor;
+use safetensors::SafeTensors;
 
 use super::OptimizerKind;
 
@@ -154,31 +156,32 @@ impl Adam {
             ("format".to_string(), FORMAT.to_string()),
             ("optimizer".to_string(), serde_json::to_string(&self.kind)?),
         ]);
-        let Some(s) = &self.state else {
-            return Ok(safetensors::serialize(Vec::<(String, TensorView)>::new(), Some(meta))?);
-        };
-        meta.insert("time".into(), s.time.to_string());
-        let layout: Vec<String> = s.layout.iter().map(|(id, n)| format!("{}:{n}", id.val())).collect();
-        meta.insert("layout".into(), layout.join(","));
-        let bytes = |m: &Moment| -> Result<Vec<u8>> {
-            let data = match m {
-                Moment::On(t) => t.to_data(),
-                Moment::Read(d) => d.clone(),
-            };
-            let values = data.try_to_vec::<f32>().map_err(|e| anyhow!("moment vector: {e:?}"))?;
-            Ok(edge_seg_models::weights::f32_le_bytes(&values))
-        };
-        let (b1, b2) = (bytes(&s.moment_1)?, bytes(&s.moment_2)?);
-        let n = b1.len() / 4;
-        let views = vec![
-            ("moment_1".to_string(), TensorView::new(Dtype::F32, vec![n], &b1)?),
-            ("moment_2".to_string(), TensorView::new(Dtype::F32, vec![n], &b2)?),
-        ];
-        Ok(safetensors::serialize(views, Some(meta))?)
+        let mut tensors = BTreeMap::new();
+        if let Some(s) = &self.state {
+            meta.insert("time".into(), s.time.to_string());
+            let layout: Vec<String> = s.layout.iter().map(|(id, n)| format!("{}:{n}", id.val())).collect();
+            meta.insert("layout".into(), layout.join(","));
+            for (name, m) in [("moment_1", &s.moment_1), ("moment_2", &s.moment_2)] {
+                let data = match m {
+                    Moment::On(t) => t.to_data(),
+                    Moment::Read(d) => d.clone(),
+                };
+                let values = data.try_to_vec::<f32>().map_err(|e| anyhow!("moment vector: {e:?}"))?;
+                tensors.insert(
+                    name.to_string(),
+                    WeightTensor {
+                        shape: vec![values.len()],
+                        values,
+                    },
+                );
+            }
+        }
+        Ok(safetensors_bytes_with_metadata(&tensors, Some(meta)))
     }
 
-    /// The state written by [`Adam::to_bytes`], for the same optimiser.
-    pub fn from_bytes(mut self, bytes: &[u8]) -> Result<Self> {
+    /// The state written by [`Adam::to_bytes`] (read from `path`), for the
+    /// same optimiser.
+    pub fn from_bytes(mut self, path: &Path, bytes: &[u8]) -> Result<Self> {
         let (_, header) = SafeTensors::read_metadata(bytes).context("not a safetensors file")?;
         let meta: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
         if meta.get("format").map(String::as_str) != Some(FORMAT) {
@@ -205,18 +208,12 @@ impl Adam {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| anyhow!("a parameter layout that does not parse"))?;
         let total: usize = layout.iter().map(|(_, n)| n).sum();
-        let st = SafeTensors::deserialize(bytes).context("not a safetensors file")?;
-        let moment = |name: &str| -> Result<Moment> {
-            let view = st.tensor(name).map_err(|e| anyhow!("{name}: {e}"))?;
-            if view.dtype() != Dtype::F32 || view.shape() != [total] {
-                bail!("{name}: expected {total} f32 values for the layout");
+        let mut tensors = read_safetensors(path, bytes)?;
+        let mut moment = |name: &str| -> Result<Moment> {
+            match tensors.remove(name) {
+                Some(t) if t.shape == [total] => Ok(Moment::Read(TensorData::new(t.values, [total]))),
+                _ => bail!("{name}: expected {total} f32 values for the layout"),
             }
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
-            Ok(Moment::Read(TensorData::new(values, [total])))
         };
         self.state = Some(Moments {
             layout,
@@ -406,7 +403,8 @@ mod tests {
             model = one.step(1e-2, model, g);
         }
         let bytes = one.to_bytes().unwrap();
-        let mut two = Adam::new(kind).from_bytes(&bytes).unwrap();
+        let path = Path::new("optimizer.safetensors");
+        let mut two = Adam::new(kind).from_bytes(path, &bytes).unwrap();
         assert_eq!(two.steps(), 2);
         let g1 = grads(&model, &device);
         let g2 = grads(&model, &device);
@@ -414,13 +412,13 @@ mod tests {
         let b = two.step(1e-2, model, g2);
         assert_eq!(flat_weights(&a), flat_weights(&b));
         // Another optimiser's state, and something else, are refused.
-        let adamw = Adam::new(OptimizerKind::AdamW { weight_decay: 0.1 }).from_bytes(&bytes);
+        let adamw = Adam::new(OptimizerKind::AdamW { weight_decay: 0.1 }).from_bytes(path, &bytes);
         let e = adamw.err().expect("AdamW refuses Adam's state");
         assert!(e.to_string().contains("not of AdamW"), "{e}");
-        let junk = Adam::new(kind).from_bytes(b"not a state");
+        let junk = Adam::new(kind).from_bytes(path, b"not a state");
         assert!(junk.is_err());
         // A fresh optimiser's state reads back as fresh.
         let empty = Adam::new(kind).to_bytes().unwrap();
-        assert_eq!(Adam::new(kind).from_bytes(&empty).unwrap().steps(), 0);
+        assert_eq!(Adam::new(kind).from_bytes(path, &empty).unwrap().steps(), 0);
     }
 }

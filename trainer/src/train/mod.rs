@@ -345,7 +345,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
             let bytes = std::fs::read(dir.join(OPTIMIZER_FILE))
                 .with_context(|| format!("{}: cannot read", dir.join(OPTIMIZER_FILE).display()))?;
             let optim = Adam::new(cfg.optimizer)
-                .from_bytes(&bytes)
+                .from_bytes(&dir.join(OPTIMIZER_FILE), &bytes)
                 .with_context(|| format!("{}: cannot resume from it", dir.join(OPTIMIZER_FILE).display()))?;
             sampler.restore(s.sampler);
             (ckpt.weights, optim, s.iteration)
