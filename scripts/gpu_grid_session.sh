@@ -14,20 +14,7 @@
 # Env: OUT, DEADLINE (s from start), JOBS, SIZES, TASKS, BENCH (1/0), COUNT (1/0).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}; DEADLINE=${DEADLINE:-520}; JOBS=${JOBS:-16}; SIZES=${SIZES:-5,2,10}; COUNT=${COUNT:-1}; BENCH=${BENCH:-1}
-ROOT=$(pwd); G=$ROOT/.gpu; W=${W:-/tmp/w}; mkdir -p "$W/bin" "$OUT"; BIN=$W/bin/edge-seg-train
-gunzip -c "$G/bin/edge-seg-train.gz" > "$BIN" && chmod +x "$BIN"
-T0=$(date +%s); now() { echo $(( $(date +%s) - T0 )); }; say() { echo "[$(now)s] $*"; }
-PYLIB=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
-SP=$(python3 -c 'import site;print(site.getsitepackages()[0])')
-mkdir -p "$W/lib"
-for l in libfontconfig.so.1 libfreetype.so.6 libexpat.so.1 libpng16.so.16 libbrotlidec.so.1 libbrotlicommon.so.1; do
-    ldconfig -p | grep -q "$l " || { cp "$G/lib/$l" "$W/lib/"; echo "carried $l"; }
-done
-export LD_LIBRARY_PATH="$PYLIB:$W/lib:${LD_LIBRARY_PATH:-}"
-say "machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null)"
-python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))'
-"$BIN" bench --padding same --plan doubling --filters 8 --levels 4 --patch 16 --batch 1 --steps 1 --device torch-cuda --json \
-    || { ldd "$BIN" | grep -i "not found"; say "smoke test failed"; exit 3; }
+DEVICE=torch-cuda source scripts/gpu_env.sh
 if [ "$BENCH" = 1 ]; then
     # burn (LibTorch CUDA) and PyTorch (CUDA), same spec, patch and batch, one after the other.
     for b in "48 2 20 default" "48 4 20 default" "132 1 5 paper"; do

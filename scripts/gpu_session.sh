@@ -15,25 +15,12 @@
 # and .gpu/lib: libfontconfig, libfreetype and their dependencies, used where the target
 # lacks them. Env: DEADLINE (seconds from start, 540), DEV (torch-cuda), TDEV (cuda),
 # CASES/VAL/TEST (60/4/10), CONFIGS (A B C D), BENCH (1), BSTEPS/PSTEPS (timed steps, 20/5),
-# PROBE (30). On a machine without CUDA: DEV=torch TDEV=cpu (a dry run).
+# PROBE (30). On a machine without CUDA: DEV=torch TDEV=cpu (a dry run). Set-up: scripts/gpu_env.sh.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}; DEADLINE=${DEADLINE:-540}; DEV=${DEV:-torch-cuda}; TDEV=${TDEV:-cuda}
 CASES=${CASES:-60}; VAL=${VAL:-4}; TEST=${TEST:-10}; CONFIGS=${CONFIGS:-A B C D}; BENCH=${BENCH:-1}
 BSTEPS=${BSTEPS:-20}; PSTEPS=${PSTEPS:-5}; PROBE=${PROBE:-30}; NCPU=$(nproc)
-ROOT=$(pwd); G=$ROOT/.gpu; W=${W:-/tmp/w}; mkdir -p "$W/bin" "$OUT"; BIN=$W/bin/edge-seg-train
-gunzip -c "$G/bin/edge-seg-train.gz" > "$BIN" && chmod +x "$BIN"
-T0=$(date +%s); now() { echo $(( $(date +%s) - T0 )); }; say() { echo "[$(now)s] $*"; }
-PYLIB=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
-mkdir -p "$W/lib"
-for l in libfontconfig.so.1 libfreetype.so.6 libexpat.so.1 libpng16.so.16 libbrotlidec.so.1 libbrotlicommon.so.1; do
-    ldconfig -p | grep -q "$l " || { cp "$G/lib/$l" "$W/lib/"; echo "carried $l"; }
-done
-export LD_LIBRARY_PATH="$PYLIB:$W/lib:${LD_LIBRARY_PATH:-}"
-say "machine: $(nproc) cores; $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null)"
-python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no cuda")'
-if ! "$BIN" bench --padding same --plan doubling --filters 8 --levels 4 --patch 16 --batch 1 --steps 1 --device "$DEV" --json; then
-    ldd "$BIN" | grep -i "not found"; say "smoke test failed"; exit 3
-fi
+DEVICE=$DEV source scripts/gpu_env.sh
 
 # Phantoms on most cores while the benchmark has four to itself.
 PH="taskset -c 4-$((NCPU - 1))"; [ "$NCPU" -le 4 ] && PH=""
