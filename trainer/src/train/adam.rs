@@ -265,22 +265,10 @@ impl ModuleMapper for Scatter {
 mod tests {
     use super::*;
     use crate::loss::{loss, BatchLabels, LossKind, LossWeights};
+    use crate::train::tiny_spec;
     use crate::unet::UNet;
     use burn::optim::{AdamConfig, AdamWConfig};
-    use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Norm, Padding, Upsampling};
-
-    fn spec(norm: Norm) -> NetworkSpec {
-        NetworkSpec {
-            levels: 2,
-            base_filters: 2,
-            channel_plan: ChannelPlan::Doubling,
-            padding: Padding::Same,
-            upsampling: Upsampling::Nearest,
-            in_channels: 1,
-            classes: 3,
-            norm,
-        }
-    }
+    use edge_seg_models::spec::Norm;
 
     /// The gradients of a fixed batch's loss (changing with the weights).
     fn grads(model: &UNet, device: &Device) -> GradientsParams {
@@ -332,7 +320,7 @@ mod tests {
     /// the same weights: the same weights after each.
     fn compare(kind: OptimizerKind, norm: Norm) {
         let device = Device::flex().autodiff();
-        let s = spec(norm);
+        let s = tiny_spec(3, norm);
         let start = UNet::new(&s, &crate::unet::initial_weights(&s, 3), &device).unwrap();
         let mut burn_optim = match kind {
             OptimizerKind::Adam => AdamConfig::new().with_epsilon(EPSILON).init(),
@@ -373,7 +361,7 @@ mod tests {
     #[test]
     fn weights_move_and_frozen_parameters_stay() {
         let device = Device::flex().autodiff();
-        let s = spec(Norm::None);
+        let s = tiny_spec(3, Norm::None);
         let model = UNet::new(&s, &crate::unet::initial_weights(&s, 3), &device).unwrap();
         let trainable = super::super::Trainable::Tail { layers: 1 };
         let model = super::super::apply_trainable(model, &s, &trainable);
@@ -393,7 +381,7 @@ mod tests {
     #[test]
     fn a_state_written_and_read_continues_the_same() {
         let device = Device::flex().autodiff();
-        let s = spec(Norm::None);
+        let s = tiny_spec(3, Norm::None);
         let start = UNet::new(&s, &crate::unet::initial_weights(&s, 5), &device).unwrap();
         let kind = OptimizerKind::Adam;
         let mut one = Adam::new(kind);

@@ -542,6 +542,23 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
     })
 }
 
+/// A 2-level, 2-filter network with `classes` classes: the unit tests'
+/// network.
+#[cfg(test)]
+pub(crate) fn tiny_spec(classes: usize, norm: edge_seg_models::spec::Norm) -> edge_seg_models::NetworkSpec {
+    use edge_seg_models::spec::{ChannelPlan, Padding, Upsampling};
+    edge_seg_models::NetworkSpec {
+        levels: 2,
+        base_filters: 2,
+        channel_plan: ChannelPlan::Doubling,
+        padding: Padding::Same,
+        upsampling: Upsampling::Nearest,
+        in_channels: 1,
+        classes,
+        norm,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

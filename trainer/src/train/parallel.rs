@@ -168,21 +168,12 @@ pub fn gradients(
 mod tests {
     use super::*;
     use burn::optim::SgdConfig;
-    use edge_seg_models::spec::{ChannelPlan, NetworkSpec, Norm, Padding, Upsampling};
+    use edge_seg_models::spec::Norm;
 
     /// What one plain gradient step (SGD, rate 1) moves each weight by,
     /// with the batch's loss.
     fn step(devices: &[Device], kind: LossKind) -> (Vec<f32>, f64) {
-        let spec = NetworkSpec {
-            levels: 2,
-            base_filters: 2,
-            channel_plan: ChannelPlan::Doubling,
-            padding: Padding::Same,
-            upsampling: Upsampling::Nearest,
-            in_channels: 1,
-            classes: 4,
-            norm: Norm::None,
-        };
+        let spec = crate::train::tiny_spec(4, Norm::None);
         let (b, p) = (3, 16);
         let model = UNet::new(&spec, &crate::unet::initial_weights(&spec, 1), &devices[0]).unwrap();
         let images: Vec<f32> = (0..b * p * p * p)
