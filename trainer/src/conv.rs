@@ -5,10 +5,10 @@
 //! `conv3d_x_backward` / `conv3d_weight_backward`. LibTorch (burn-tch) does
 //! not provide those two, so burn composes them from other ops, and on the
 //! CPU that makes a training step about 1.5x slower than PyTorch's
-//! (BENCHMARKS.md). Here, on `Autodiff<LibTorch>`, the forward pass records
-//! LibTorch's own autograd graph for the convolution and the backward pass
-//! runs it: the input, weight and bias gradients come from the same native
-//! kernels PyTorch uses. Every other backend keeps burn's differentiation.
+//! (BENCHMARKS.md). Here, on `Autodiff<LibTorch>`, each convolution is one
+//! recorded LibTorch graph ([`crate::torch_graph`]): the input, weight and
+//! bias gradients come from the same native kernels PyTorch uses. Every
+//! other backend keeps burn's differentiation.
 //!
 //! Call [`conv3d`] (or [`forward`] for an `nn::conv::Conv3d`) instead of
 //! `burn::tensor::module::conv3d`; the result is the same on every backend
@@ -180,107 +180,32 @@ mod cube {
 }
 
 #[cfg(feature = "tch")]
-#[allow(deprecated)] // burn-tch: one backend among several, dropped with its feature
 mod torch {
-    //! The LibTorch autograd path.
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    //! The LibTorch path: each convolution one recorded LibTorch graph.
     use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-    use burn::backend::libtorch::TchTensor;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Autodiff, AutodiffBackend, LibTorch};
+    #[allow(deprecated)] // burn-tch: one backend among several, dropped with its feature
+    use burn::backend::{Autodiff, LibTorch};
     use burn::tensor::ops::ConvOptions;
 
-    /// What the backward pass needs: the convolution's output with its
-    /// LibTorch graph, the graph's leaves (input, weight, bias, in the order
-    /// of the operation's parents), and burn's handles on the input and
-    /// weight, held so burn-tch does not overwrite their storage in place
-    /// while LibTorch's graph still reads it.
-    #[derive(Clone)]
-    struct Graph {
-        output: TchTensor,
-        leaves: Vec<TchTensor>,
-        _held: Vec<TchTensor>,
-    }
-
-    impl std::fmt::Debug for Graph {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "LibTorch conv3d graph ({} leaves)", self.leaves.len())
-        }
-    }
-
-    #[derive(Debug)]
-    struct TorchConvBackward;
-
-    impl<const N: usize> Backward<LibTorch, N> for TorchConvBackward {
-        type State = Graph;
-
-        fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let grad: TchTensor = grads.consume::<LibTorch>(&ops.node);
-            let g = ops.state;
-            let wanted: Vec<usize> = (0..N).filter(|&i| ops.parents[i].is_some()).collect();
-            if wanted.is_empty() {
-                return;
-            }
-            // The gradient of sum(y * grad) with respect to a leaf is the
-            // vector-Jacobian product burn asks for; LibTorch computes only
-            // the leaves asked for.
-            let objective = tch::with_grad(|| (&g.output.tensor * &grad.tensor).sum(tch::Kind::Float));
-            let inputs: Vec<&tch::Tensor> = wanted.iter().map(|&i| &g.leaves[i].tensor).collect();
-            let leaf_grads = tch::Tensor::run_backward(&[objective], &inputs, false, false);
-            for (&i, lg) in wanted.iter().zip(leaf_grads) {
-                if let Some(parent) = &ops.parents[i] {
-                    grads.register::<LibTorch>(parent.id, TchTensor::new(lg));
-                }
-            }
-        }
-    }
-
-    /// The convolution on LibTorch, recording its graph when `track`.
-    fn run(x: TchTensor, w: TchTensor, b: TchTensor, options: &ConvOptions<3>, track: bool) -> (TchTensor, Graph) {
-        let leaf = |t: &TchTensor| t.tensor.detach().set_requires_grad(track);
-        let (xl, wl, bl) = (leaf(&x), leaf(&w), leaf(&b));
-        let y = tch::with_grad(|| {
+    #[allow(deprecated)]
+    pub(super) fn conv3d<C: CheckpointStrategy>(
+        x: FloatTensor<Autodiff<LibTorch, C>>,
+        weight: FloatTensor<Autodiff<LibTorch, C>>,
+        bias: FloatTensor<Autodiff<LibTorch, C>>,
+        options: ConvOptions<3>,
+    ) -> FloatTensor<Autodiff<LibTorch, C>> {
+        assert!(!options.is_asymmetric(), "LibTorch's conv3d takes symmetric padding");
+        crate::torch_graph::record::<C, 3>([x, weight, bias], |[x, w, b]| {
             tch::Tensor::conv3d(
-                &xl,
-                &wl,
-                Some(&bl),
+                x,
+                w,
+                Some(b),
                 options.stride.map(|i| i as i64),
                 options.padding_begin().map(|i| i as i64),
                 options.dilation.map(|i| i as i64),
                 options.groups as i64,
             )
-        });
-        let out = TchTensor::new(y.detach());
-        let leaves = vec![TchTensor::new(xl), TchTensor::new(wl), TchTensor::new(bl)];
-        (
-            out,
-            Graph {
-                output: TchTensor::new(y),
-                leaves,
-                _held: vec![x, w],
-            },
-        )
-    }
-
-    type Ad<C> = Autodiff<LibTorch, C>;
-
-    pub(super) fn conv3d<C: CheckpointStrategy>(
-        x: FloatTensor<Ad<C>>,
-        weight: FloatTensor<Ad<C>>,
-        bias: FloatTensor<Ad<C>>,
-        options: ConvOptions<3>,
-    ) -> FloatTensor<Ad<C>> {
-        assert!(!options.is_asymmetric(), "LibTorch's conv3d takes symmetric padding");
-        let nodes = [x.node(), weight.node(), bias.node()];
-        let (x, w, b) = (Ad::<C>::inner(x), Ad::<C>::inner(weight), Ad::<C>::inner(bias));
-        match TorchConvBackward.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let (y, graph) = run(x, w, b, &options, true);
-                prep.finish(graph, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(run(x, w, b, &options, false).0),
-        }
+        })
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`phantom`]: synthetic CT/MR phantoms and their data sets;
 //! - [`data`]: manifests, importers, preprocessing cache, patch sampling;
-//! - [`unet`]: the burn 3D U-Net;
+//! - [`unet`]: the burn 3D U-Net (on LibTorch, `unet_graph` records its
+//!   forward pass as one LibTorch graph through `torch_graph`);
 //! - [`loss`]: naive, masked and marginal sparse-label losses;
 //! - [`train`]: the training loop, checkpoints and reports;
 //! - [`device`]: the training backends and `--device`;
@@ -27,7 +28,11 @@ pub mod metrics;
 pub mod phantom;
 pub mod predict;
 pub mod progress;
+#[cfg(feature = "tch")]
+pub mod torch_graph;
 pub mod train;
 pub mod transfer;
 pub mod unet;
+#[cfg(feature = "tch")]
+pub mod unet_graph;
 pub mod verified_export;

@@ -171,6 +171,10 @@ impl UNet {
 
     /// Class scores before softmax, `[B, C, d, h, w]`.
     pub fn forward_logits(&self, x: Tensor<5>) -> Tensor<5> {
+        #[cfg(feature = "tch")]
+        if let Some(y) = crate::unet_graph::forward_logits(self, &x) {
+            return y;
+        }
         self.forward_observed(x, |_, _| {})
     }
 
