@@ -320,8 +320,11 @@ fn batch(spec: &NetworkSpec) -> (Vec<f32>, BatchLabels) {
     (image, t)
 }
 
-/// Loss, per-parameter gradients, and the weights after `steps` Adam steps.
+/// Class scores of the initial network without autodiff (inference and
+/// validation), loss, per-parameter gradients, and the weights after
+/// `steps` Adam steps.
 struct NetRun {
+    scores: Vec<f32>,
     losses: Vec<f32>,
     first_grads: BTreeMap<String, Vec<f32>>,
     weights: BTreeMap<String, Vec<f32>>,
@@ -337,9 +340,14 @@ fn train_net(spec: &NetworkSpec, device: &Device, steps: usize) -> NetRun {
     let (image, targets) = batch(&spec);
     let mut run = NetRun {
         losses: Vec::new(),
+        scores: Vec::new(),
         first_grads: BTreeMap::new(),
         weights: BTreeMap::new(),
     };
+    run.scores = vec_of(model.valid().forward_logits(Tensor::<5>::from_data(
+        TensorData::new(image.clone(), [2, 1, i, i, i]),
+        device,
+    )));
     for step in 0..steps {
         let x = Tensor::<5>::from_data(TensorData::new(image.clone(), [2, 1, i, i, i]), &ad);
         let parts = loss(
@@ -397,6 +405,11 @@ fn network_agrees_with_flex(spec: &NetworkSpec, failures: &mut Vec<String>) {
         let run = train_net(spec, &parse_device(name).unwrap(), steps);
         let (loss_tol, grad_tol, adam_tol) = network_tols(name);
         let name = format!("{name} ({})", if normalised { "batch norm" } else { "plain" });
+        let err = rel(&run.scores, &reference.scores);
+        eprintln!("{name} class scores without autodiff: rel. error {err:.1e}");
+        if !(err <= loss_tol) {
+            failures.push(format!("{name}: class scores without autodiff: {err:.2e}"));
+        }
         for (i, (a, b)) in run.losses.iter().zip(&reference.losses).enumerate() {
             let err = ((a - b) / b).abs() as f64;
             eprintln!("{name:>6} loss at step {i}: {a:.6} vs {b:.6} (rel. {err:.1e})");
