@@ -196,7 +196,7 @@ mod torch {
         options: ConvOptions<3>,
     ) -> FloatTensor<Autodiff<LibTorch, C>> {
         assert!(!options.is_asymmetric(), "LibTorch's conv3d takes symmetric padding");
-        crate::torch_graph::record::<C, 3>([x, weight, bias], |[x, w, b]| {
+        crate::torch_graph::record::<C, 3>([x, weight, bias], [false; 3], |[x, w, b]| {
             tch::Tensor::conv3d(
                 x,
                 w,

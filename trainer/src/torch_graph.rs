@@ -69,16 +69,23 @@ impl<const N: usize> Backward<LibTorch, N> for GraphBackward {
 
 /// `f` over `inputs` as one differentiable operation: recorded by LibTorch's
 /// autograd when burn tracks any input, run plainly when it tracks none.
-/// `f` sees the inputs as LibTorch tensors, in order.
+/// `f` sees the inputs as LibTorch tensors, in order; those marked
+/// `constant` are never differentiated (burn must not track them). LibTorch
+/// computes the gradients of the tracked inputs only.
 pub fn record<C: CheckpointStrategy, const N: usize>(
     inputs: [FloatTensor<Ad<C>>; N],
+    constant: [bool; N],
     f: impl FnOnce(&[tch::Tensor; N]) -> tch::Tensor,
 ) -> FloatTensor<Ad<C>> {
     let nodes = inputs.each_ref().map(|t| t.node());
     let inner = inputs.map(Ad::<C>::inner);
     match GraphBackward.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
-            let leaves = inner.each_ref().map(|t| t.tensor.detach().set_requires_grad(true));
+            let mut i = 0;
+            let leaves = inner.each_ref().map(|t| {
+                i += 1;
+                t.tensor.detach().set_requires_grad(!constant[i - 1])
+            });
             let y = tch::with_grad(|| f(&leaves));
             let out = TchTensor::new(y.detach());
             let graph = Graph {
