@@ -20,6 +20,15 @@ device = torch.device(sys.argv[6] if len(sys.argv) > 6 else "cpu")
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 pad = 1 if spec["padding"] == "same" else 0
+norm = spec.get("norm", "none") == "batch"
+
+
+def conv_relu(cin, cout):
+    """3x3x3 convolution, batch normalisation when the spec has it, ReLU."""
+    layers = [nn.Conv3d(cin, cout, 3, padding=pad)]
+    if norm:
+        layers.append(nn.BatchNorm3d(cout, eps=1e-5, momentum=0.1))
+    return nn.Sequential(*layers, nn.ReLU())
 
 
 def channels(level):
@@ -37,7 +46,7 @@ class UNet(nn.Module):
         cin = spec["in_channels"]
         for l in range(L):
             c0, c1 = channels(l)
-            self.enc.append(nn.ModuleList([nn.Conv3d(cin, c0, 3, padding=pad), nn.Conv3d(c0, c1, 3, padding=pad)]))
+            self.enc.append(nn.ModuleList([conv_relu(cin, c0), conv_relu(c0, c1)]))
             cin = c1
         self.dec = nn.ModuleList([None] * (L - 1))
         self.up = nn.ModuleList([None] * (L - 1))
@@ -46,14 +55,14 @@ class UNet(nn.Module):
                 self.up[l] = nn.ConvTranspose3d(cin, cin, 2, stride=2)
             skip = channels(l)[1]
             c = channels(l)[1]
-            self.dec[l] = nn.ModuleList([nn.Conv3d(cin + skip, c, 3, padding=pad), nn.Conv3d(c, c, 3, padding=pad)])
+            self.dec[l] = nn.ModuleList([conv_relu(cin + skip, c), conv_relu(c, c)])
             cin = c
         self.head = nn.Conv3d(cin, spec["classes"], 1)
 
     def forward(self, x):
         skips = []
         for l, (a, b) in enumerate(self.enc):
-            x = F.relu(b(F.relu(a(x))))
+            x = b(a(x))
             if l < len(self.enc) - 1:
                 skips.append(x)
                 x = F.max_pool3d(x, 2)
@@ -63,7 +72,7 @@ class UNet(nn.Module):
             o = [(s.shape[i] - x.shape[i]) // 2 for i in (2, 3, 4)]
             s = s[:, :, o[0] : o[0] + x.shape[2], o[1] : o[1] + x.shape[3], o[2] : o[2] + x.shape[4]]
             a, b = self.dec[l]
-            x = F.relu(b(F.relu(a(torch.cat([x, s], 1)))))
+            x = b(a(torch.cat([x, s], 1)))
         return self.head(x)
 
 

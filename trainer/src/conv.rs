@@ -8,7 +8,10 @@
 //! (BENCHMARKS.md). Here, on `Autodiff<LibTorch>`, each convolution is one
 //! recorded LibTorch graph ([`crate::torch_graph`]): the input, weight and
 //! bias gradients come from the same native kernels PyTorch uses. Every
-//! other backend keeps burn's differentiation.
+//! other backend keeps burn's differentiation. (On LibTorch the U-Net's
+//! forward pass as a whole is one such graph, [`crate::unet_graph`]; this
+//! path serves the passes that look inside it, such as the live-channel
+//! count.)
 //!
 //! Call [`conv3d`] (or [`forward`] for an `nn::conv::Conv3d`) instead of
 //! `burn::tensor::module::conv3d`; the result is the same on every backend
