@@ -17,9 +17,10 @@ OUT=${OUT:-/tmp/gpu-out}; DEADLINE=${DEADLINE:-520}; JOBS=${JOBS:-16}; SIZES=${S
 DEVICE=torch-cuda source scripts/gpu_env.sh
 if [ "$BENCH" = 1 ]; then
     # burn (LibTorch CUDA) and PyTorch (CUDA), same spec, patch and batch, one after the other.
-    for b in "48 2 20 default" "48 4 20 default" "132 1 5 paper"; do
+    for b in "48 2 20 default" "48 2 20 default-bn" "48 4 20 default" "132 1 5 paper"; do
         set -- $b
-        if [ "$4" = paper ]; then S="--spec paper"; else S="--padding same --plan doubling --filters 8 --levels 4"; fi
+        S="--padding same --plan doubling --filters 8 --levels 4"
+        case "$4" in paper) S="--spec paper" ;; default-bn) S="$S --norm batch" ;; esac
         say "bench $4 patch $1 batch $2"
         PATCH=$1 BATCH=$2 STEPS=$3 THREADS=4 PY=python3 EDGE_SEG_BIN=$W/bin DEVICE=torch-cuda TORCH_DEVICE=cuda \
             scripts/bench/train_step.sh $S 2>&1 | tee -a "$OUT/bench.txt"
