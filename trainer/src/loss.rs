@@ -191,10 +191,6 @@ fn tensor5(values: Vec<f32>, shape: [usize; 5], device: &Device) -> Tensor<5> {
     Tensor::<5>::from_data(TensorData::new(values, shape), device)
 }
 
-fn tensor2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
-    Tensor::<2>::from_data(TensorData::new(values, shape), device)
-}
-
 /// Compute the loss of `kind` for `logits` `[B, C, d, h, w]`.
 pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) -> LossParts {
     let device = logits.device();
@@ -224,23 +220,24 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
         .iter()
         .map(|&l| if (l as usize) < c { l as usize } else { 0 })
         .collect();
-    // Host-side one-hot targets and per-class voxel counts.
-    let mut onehot = vec![0f32; b * c * v];
+    // Per-class voxel counts on the host (the Dice term's targets, and which
+    // classes occur); the one-hot targets on the device, from the labels.
     let mut ysum = vec![0f32; b * c];
     for i in 0..b {
         for n in 0..v {
-            let l = labels[i * v + n];
-            onehot[(i * c + l) * v + n] = 1.0;
-            ysum[i * c + l] += 1.0;
+            ysum[i * c + labels[i * v + n]] += 1.0;
         }
     }
-    let y = tensor5(onehot, [b, c, d, h, wd], &device);
+    let labels_t = tensor5(labels.iter().map(|&l| l as f32).collect(), [b, 1, d, h, wd], &device);
+    let classes = Tensor::<1, Int>::arange(0..c as i64, &device)
+        .float()
+        .reshape([1, c, 1, 1, 1]);
+    let full = [b, c, d, h, wd];
+    let y = labels_t.expand(full).equal(classes.expand(full)).float();
     let logp = log_softmax(logits, 1);
     let p = logp.clone().exp();
     let inter = (p.clone() * y.clone()).sum_dims(&[2, 3, 4]).reshape([b, c]);
     let psum = p.clone().sum_dims(&[2, 3, 4]).reshape([b, c]);
-    let ysum_t = tensor2(ysum.clone(), [b, c], &device);
-    let dice_c = (inter * 2.0 + DICE_SMOOTH) / (psum + ysum_t + DICE_SMOOTH);
     // Per image: which classes the Dice term averages over.
     let in_dice: Vec<Vec<bool>> = (0..b)
         .map(|i| {
@@ -266,25 +263,29 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
                     }
                 }
             }
-            let wdice = tensor2(wdice, [b, c], &device);
-            let dice_den = Denominator::images(images);
-            let dice = ((dice_c.neg() + 1.0) * wdice).sum() / dice_den.used;
             // CE over voxels of annotated classes (+ background when complete),
-            // each weighted by its class; the mean is over the weights.
-            let mut weight = vec![0f32; b * v];
-            let mut weight_sum = 0f32;
+            // each weighted by its class; the mean is over the weights. A
+            // voxel's weight is its image's entry for its label.
+            let counted = |i: usize, l: usize| if l == 0 { complete[i] } else { annotated[i][l] };
+            let mut by_label = vec![0f32; b * c];
             for i in 0..b {
-                for n in 0..v {
-                    let l = labels[i * v + n];
-                    let counted = if l == 0 { complete[i] } else { annotated[i][l] };
-                    if counted {
-                        let wl = t.class_weight(l);
-                        weight[i * v + n] = wl;
-                        weight_sum += wl;
+                for k in 0..c {
+                    if counted(i, k) {
+                        by_label[i * c + k] = t.class_weight(k);
                     }
                 }
             }
-            let weight = tensor5(weight, [b, 1, d, h, wd], &device);
+            let mut weight_sum = 0f32;
+            for i in 0..b {
+                for n in 0..v {
+                    weight_sum += by_label[i * c + labels[i * v + n]];
+                }
+            }
+            let [ysum_t, wdice, by_label] = upload([&ysum, &wdice, &by_label], &device);
+            let dice_c = dice_per_class(inter, psum, ysum_t.reshape([b, c]));
+            let dice_den = Denominator::images(images);
+            let dice = ((dice_c.neg() + 1.0) * wdice.reshape([b, c])).sum() / dice_den.used;
+            let weight = (y.clone() * by_label.reshape([b, c, 1, 1, 1])).sum_dim(1);
             let vox = (logp * y).sum_dim(1).neg();
             let ce_den = Denominator::weights(weight_sum);
             let ce = (vox * weight).sum() / ce_den.used;
@@ -297,49 +298,32 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             }
         }
         LossKind::Marginal => {
-            // U[b, k] = 1 for classes merged into "negative".
+            // U[b, k] = 1 for classes merged into "negative"; the
+            // cross-entropy weight of a voxel by its label: its annotated
+            // class's, or background's for the negative class.
             let mut merged = vec![0f32; b * c];
+            let mut by_label = vec![0f32; b * c];
             for i in 0..b {
                 for k in 0..c {
+                    // Background is never in `annotated`.
                     if !annotated[i][k] {
                         merged[i * c + k] = 1.0;
+                        by_label[i * c + k] = t.class_weight(0);
+                    } else {
+                        by_label[i * c + k] = t.class_weight(k);
                     }
                 }
             }
-            let u = tensor5(merged.clone(), [b, c, 1, 1, 1], &device);
-            let p_neg = (p.clone() * u.clone()).sum_dim(1); // [B, 1, ...]
-            let logp_neg = p_neg.clone().clamp_min(1e-7).log();
             // Negative target: voxels not labelled with an annotated class.
-            let mut yneg = vec![0f32; b * v];
             let mut yneg_sum = vec![0f32; b];
-            // Cross-entropy weight of each voxel: its annotated class's, or
-            // background's for the negative class.
-            let mut wvox = vec![0f32; b * v];
+            let mut wsum = 0f32;
             for i in 0..b {
                 for n in 0..v {
-                    // Background is never in `annotated`.
                     let l = labels[i * v + n];
-                    if !annotated[i][l] {
-                        yneg[i * v + n] = 1.0;
-                        yneg_sum[i] += 1.0;
-                        wvox[i * v + n] = t.class_weight(0);
-                    } else {
-                        wvox[i * v + n] = t.class_weight(l);
-                    }
+                    yneg_sum[i] += merged[i * c + l];
+                    wsum += by_label[i * c + l];
                 }
             }
-            let wsum: f32 = wvox.iter().sum();
-            let wvox = tensor5(wvox, [b, 1, d, h, wd], &device);
-            let yneg = tensor5(yneg, [b, 1, d, h, wd], &device);
-            let keep = u.neg() + 1.0; // annotated classes
-            let vox = ((logp * y * keep).sum_dim(1) + logp_neg * yneg.clone()).neg();
-            let ce_den = Denominator::weights(wsum);
-            let ce = (vox * wvox).sum() / ce_den.used;
-            // Dice over annotated classes plus the negative class.
-            let inter_neg = (p_neg.clone() * yneg).sum_dims(&[1, 2, 3, 4]).reshape([b, 1]);
-            let psum_neg = p_neg.sum_dims(&[1, 2, 3, 4]).reshape([b, 1]);
-            let yneg_t = tensor2(yneg_sum, [b, 1], &device);
-            let dice_neg = (inter_neg * 2.0 + DICE_SMOOTH) / (psum_neg + yneg_t + DICE_SMOOTH);
             let mut wdice = vec![0f32; b * c];
             let mut wneg = vec![0f32; b];
             for i in 0..b {
@@ -351,10 +335,26 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
                     }
                 }
             }
-            let wdice = tensor2(wdice, [b, c], &device);
-            let wneg = tensor2(wneg, [b, 1], &device);
+            let [ysum_t, u, by_label, yneg_t, wdice, wneg] =
+                upload([&ysum, &merged, &by_label, &yneg_sum, &wdice, &wneg], &device);
+            let dice_c = dice_per_class(inter, psum, ysum_t.reshape([b, c]));
+            let u = u.reshape([b, c, 1, 1, 1]);
+            let p_neg = (p.clone() * u.clone()).sum_dim(1); // [B, 1, ...]
+            let logp_neg = p_neg.clone().clamp_min(1e-7).log();
+            let yneg = (y.clone() * u.clone()).sum_dim(1);
+            let wvox = (y.clone() * by_label.reshape([b, c, 1, 1, 1])).sum_dim(1);
+            let keep = u.neg() + 1.0; // annotated classes
+            let vox = ((logp * y * keep).sum_dim(1) + logp_neg * yneg.clone()).neg();
+            let ce_den = Denominator::weights(wsum);
+            let ce = (vox * wvox).sum() / ce_den.used;
+            // Dice over annotated classes plus the negative class.
+            let inter_neg = (p_neg.clone() * yneg).sum_dims(&[1, 2, 3, 4]).reshape([b, 1]);
+            let psum_neg = p_neg.sum_dims(&[1, 2, 3, 4]).reshape([b, 1]);
+            let dice_neg = dice_per_class(inter_neg, psum_neg, yneg_t.reshape([b, 1]));
             let dice_den = Denominator::images(b);
-            let dice = (((dice_c.neg() + 1.0) * wdice).sum() + ((dice_neg.neg() + 1.0) * wneg).sum()) / dice_den.used;
+            let dice = (((dice_c.neg() + 1.0) * wdice.reshape([b, c])).sum()
+                + ((dice_neg.neg() + 1.0) * wneg.reshape([b, 1])).sum())
+                / dice_den.used;
             LossParts {
                 total: dice.clone() * w.dice + ce.clone() * w.ce,
                 dice,
@@ -364,6 +364,26 @@ pub fn loss(kind: LossKind, logits: Tensor<5>, t: &BatchLabels, w: LossWeights) 
             }
         }
     }
+}
+
+/// Soft Dice per image and class from the overlap, the predicted and the
+/// target volumes.
+fn dice_per_class(inter: Tensor<2>, psum: Tensor<2>, ysum: Tensor<2>) -> Tensor<2> {
+    (inter * 2.0 + DICE_SMOOTH) / (psum + ysum + DICE_SMOOTH)
+}
+
+/// Host-built vectors on the device in one upload (each upload from host
+/// memory waits for the device), returned as views of it.
+fn upload<const N: usize>(parts: [&[f32]; N], device: &Device) -> [Tensor<1>; N] {
+    let joined: Vec<f32> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    let n = joined.len();
+    let all = Tensor::<1>::from_data(TensorData::new(joined, [n]), device);
+    let mut offset = 0;
+    parts.map(|p| {
+        let t = all.clone().narrow(0, offset, p.len());
+        offset += p.len();
+        t
+    })
 }
 
 #[cfg(test)]
