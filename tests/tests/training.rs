@@ -157,3 +157,48 @@ fn resume_continues_exactly() {
     let lb: Vec<f64> = metrics(&split).iter().filter_map(|v| v["loss"].as_f64()).collect();
     assert_eq!(la, lb);
 }
+
+/// `edge-seg-train bench` times whole steps as the PyTorch peer does and,
+/// separately, each phase; both timings cover the same number of steps.
+#[test]
+fn bench_reports_whole_steps_and_phases() {
+    let o = edge_seg_tests::run(
+        "edge-seg-train",
+        &[
+            "bench",
+            "--padding",
+            "same",
+            "--plan",
+            "doubling",
+            "--filters",
+            "2",
+            "--levels",
+            "2",
+            "--patch",
+            "16",
+            "--batch",
+            "1",
+            "--steps",
+            "2",
+            "--json",
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "bench failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).expect("bench prints JSON");
+    let whole = v["seconds_per_step"].as_f64().unwrap();
+    let phased = v["phased_seconds_per_step"].as_f64().unwrap();
+    let phases = ["forward_seconds", "backward_seconds", "optimizer_seconds"]
+        .iter()
+        .map(|k| v[k].as_f64().unwrap())
+        .sum::<f64>();
+    assert!(whole > 0.0 && phased > 0.0, "{v}");
+    // The phases are the phased step, up to the timer reads between them.
+    assert!(
+        (phases - phased).abs() <= 0.05 * phased + 1e-4,
+        "phases {phases} vs step {phased}"
+    );
+}

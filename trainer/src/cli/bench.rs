@@ -1,5 +1,8 @@
 //! `edge-seg-train bench`: time training steps (forward + backward + Adam)
-//! of a spec at a patch size, on random data.
+//! of a spec at a patch size, on random data: once phase by phase (the
+//! batch uploaded each step, the device waited for after each phase), then
+//! whole steps timed as the PyTorch peer times its own (the batch on the
+//! device, one wait at the end): `seconds_per_step`.
 
 use std::time::Instant;
 
@@ -25,7 +28,7 @@ pub struct BenchArgs {
     pub patch: usize,
     #[arg(long, default_value_t = 2)]
     pub batch: usize,
-    /// Timed steps after one warm-up step.
+    /// Timed steps after one warm-up step (each timing runs them once).
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
     /// As for `base`: cpu, torch, torch-cuda[:N], wgpu[:N], cuda[:N] or auto.
@@ -122,7 +125,41 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         }
     }
     let n = a.steps.max(1) as f64;
-    let per_step = times.iter().sum::<f64>() / n;
+    let phased_per_step = times.iter().sum::<f64>() / n;
+    // The same steps timed as the PyTorch peer times its own
+    // (scripts/bench/train_step_torch.py): the batch already on the device,
+    // nothing waited for or read back until the last step. On a GPU the
+    // phase split above waits for the device three times a step.
+    let per_step = if parallel_devices.is_empty() {
+        let x = Tensor::<5>::from_data(
+            TensorData::new(images.clone(), [a.batch, 1, patch[0], patch[1], patch[2]]),
+            &ad,
+        );
+        sync(&device)?;
+        let t0 = Instant::now();
+        let mut losses = Vec::new();
+        for _ in 0..a.steps {
+            let parts = loss(
+                LossKind::Masked,
+                model.forward_logits(x.clone()),
+                &targets,
+                LossWeights::default(),
+            );
+            losses.push(parts.total.clone().detach());
+            let grads = GradientsParams::from_grads(parts.total.backward(), &model);
+            model = optim.step(1e-4, model, grads);
+        }
+        if !losses.is_empty() {
+            let values = Tensor::cat(losses, 0).into_data().convert::<f32>().try_to_vec::<f32>();
+            if !values.map_or(false, |v| v.iter().all(|x| x.is_finite())) {
+                anyhow::bail!("non-finite loss in the benchmark");
+            }
+        }
+        sync(&device)?;
+        t0.elapsed().as_secs_f64() / n
+    } else {
+        phased_per_step
+    };
     let fwd_flops = spec.forward_flops(patch)? * a.batch as f64;
     // Backward costs about twice the forward.
     let step_gflop = 3.0 * fwd_flops / 1e9;
@@ -133,7 +170,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             serde_json::json!({
                 "spec": spec, "patch": patch, "batch": a.batch, "device": chosen.name,
                 "peak_rss_mib": peak_rss_mib(),
-                "seconds_per_step": per_step, "forward_seconds": t_fwd / n, "backward_seconds": t_bwd / n,
+                "seconds_per_step": per_step, "phased_seconds_per_step": phased_per_step,
+                "forward_seconds": t_fwd / n, "backward_seconds": t_bwd / n,
                 "optimizer_seconds": t_step / n, "output_voxels_per_second": voxels,
                 "input_voxels_per_second": n_in as f64 / per_step,
                 "gflop_per_step": step_gflop, "gflops": step_gflop / per_step,
@@ -149,7 +187,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         );
         println!("patch:      {patch:?} → {out:?}, batch {}", a.batch);
         println!(
-            "step:       {per_step:.3} s (forward+loss {:.3}, backward {:.3}, Adam {:.3})",
+            "step:       {per_step:.3} s; timed by phase {phased_per_step:.3} s (forward+loss {:.3}, backward {:.3}, Adam {:.3})",
             t_fwd / n,
             t_bwd / n,
             t_step / n
