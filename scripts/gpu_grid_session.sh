@@ -39,6 +39,8 @@ if [ "$COUNT" = 1 ]; then
     SHIM="$G/shim/libcudacount.so $CUDART"
     "$BIN" bench --padding same --plan doubling --filters 8 --levels 4 --patch 48 --batch 2 --steps 1 --device torch-cuda --json \
         | python3 -c "import json,sys; json.dump(json.load(sys.stdin)['spec'], open('$W/spec.json','w'))"
+    # Per step: (count at 30 − count at 10) / 40 for burn, whose bench runs its timed steps
+    # twice (by phase, then whole), and / 20 for PyTorch.
     for s in 10 30; do
         say "counts: burn, $s steps"
         LD_PRELOAD="$SHIM" "$BIN" bench --padding same --plan doubling --filters 8 --levels 4 --patch 48 --batch 2 \
