@@ -298,6 +298,16 @@ fn plain_spec() -> NetworkSpec {
     }
 }
 
+/// The paper's kind of network, small: valid convolutions, nearest
+/// upsampling, Çiçek's channel plan, no normalisation.
+fn paper_like_spec() -> NetworkSpec {
+    NetworkSpec {
+        channel_plan: ChannelPlan::Cicek,
+        upsampling: Upsampling::Nearest,
+        ..plain_spec()
+    }
+}
+
 /// The input patch: 48³, or the first legal size from 48 up.
 fn patch(spec: &NetworkSpec) -> usize {
     (48..).find(|&s| spec.is_legal_input(s)).unwrap()
@@ -386,7 +396,7 @@ fn train_net(spec: &NetworkSpec, device: &Device, steps: usize) -> NetRun {
 #[test]
 fn network_gradients_and_adam_steps_agree_with_flex() {
     let mut failures = Vec::new();
-    for spec in [tiny_spec(), plain_spec()] {
+    for spec in [tiny_spec(), plain_spec(), paper_like_spec()] {
         network_agrees_with_flex(&spec, &mut failures);
     }
     assert!(
@@ -410,7 +420,12 @@ fn network_agrees_with_flex(spec: &NetworkSpec, failures: &mut Vec<String>) {
     for name in others() {
         let run = train_net(spec, &parse_device(name).unwrap(), steps);
         let (loss_tol, grad_tol, adam_tol) = network_tols(name, normalised);
-        let name = format!("{name} ({})", if normalised { "batch norm" } else { "plain" });
+        let kind = match (normalised, spec.upsampling) {
+            (true, _) => "batch norm",
+            (false, Upsampling::Transposed) => "plain, transposed",
+            (false, Upsampling::Nearest) => "plain, nearest",
+        };
+        let name = format!("{name} ({kind})");
         let err = rel(&run.scores, &reference.scores);
         eprintln!("{name} class scores without autodiff: rel. error {err:.1e}");
         if !(err <= loss_tol) {
