@@ -7,9 +7,11 @@
 //! differentiates each with its own backward kernels; here, on LibTorch,
 //! the whole forward pass is written in LibTorch's own operations and
 //! recorded as one graph ([`crate::torch_graph`]), so the network's forward
-//! and backward launch what PyTorch's do. The parameters enter as one joined
-//! vector (one concatenation; its backward is views), cut back into the
-//! layers' tensors as views.
+//! and backward launch what PyTorch's do. The parameters enter as two joined
+//! vectors, those that train and those that are frozen (one concatenation
+//! each; its backward is views), cut back into the layers' tensors as views:
+//! LibTorch's backward stops where the frozen layers begin, as PyTorch's
+//! does for parameters that do not require gradients.
 //!
 //! It computes what [`UNet::forward_logits`](crate::unet::UNet::forward_logits)
 //! computes on every other backend (`tests/backends.rs` compares outputs,
@@ -37,7 +39,7 @@ use burn::prelude::*;
 use crate::unet::UNet;
 
 /// What the graph needs besides its tensors: the network's shape, the
-/// shape of each parameter in the joined vector's order (per encoder level
+/// shape of each parameter and whether it trains, in the graph's order (per encoder level
 /// conv0 and conv1, each weight, bias and with normalisation gamma, beta;
 /// per decoder level from the deepest the transposed convolution if any,
 /// conv0, conv1; the head), and its batch normalisation.
@@ -47,7 +49,9 @@ pub struct GraphPlan {
     /// Padding of the 3x3x3 convolutions (1 for `same`, 0 for `valid`).
     pub padding: i64,
     pub transposed: bool,
-    pub shapes: Vec<Vec<i64>>,
+    /// Per parameter: whether it is in the joined vector that trains, and
+    /// its shape.
+    pub shapes: Vec<(bool, Vec<i64>)>,
     pub norm: Option<NormPlan>,
 }
 
@@ -94,11 +98,13 @@ impl RunningSlot {
 /// The U-Net's forward pass as one operation (LibTorch only).
 #[backend_extension(LibTorch, Autodiff)]
 pub trait UNetGraph: Backend {
-    /// Class scores for `x` with the joined `params` and `running`
-    /// statistics (a placeholder without normalisation).
+    /// Class scores for `x` with the joined parameters that train and those
+    /// that are `frozen`, and the joined `running` statistics (each a
+    /// placeholder when empty).
     fn unet_graph(
         x: FloatTensor<Self>,
         params: FloatTensor<Self>,
+        frozen: FloatTensor<Self>,
         running: FloatTensor<Self>,
         plan: GraphPlan,
     ) -> FloatTensor<Self>;
@@ -116,11 +122,12 @@ impl UNetGraph for LibTorch {
     fn unet_graph(
         x: FloatTensor<Self>,
         params: FloatTensor<Self>,
+        frozen: FloatTensor<Self>,
         running: FloatTensor<Self>,
         plan: GraphPlan,
     ) -> FloatTensor<Self> {
         TchTensor::new(tch::no_grad(|| {
-            forward(&x.tensor, &params.tensor, &running.tensor, &plan)
+            forward(&x.tensor, [&params.tensor, &frozen.tensor], &running.tensor, &plan)
         }))
     }
 
@@ -133,12 +140,15 @@ impl<C: CheckpointStrategy> UNetGraph for Autodiff<LibTorch, C> {
     fn unet_graph(
         x: FloatTensor<Self>,
         params: FloatTensor<Self>,
+        frozen: FloatTensor<Self>,
         running: FloatTensor<Self>,
         plan: GraphPlan,
     ) -> FloatTensor<Self> {
-        crate::torch_graph::record::<C, 3>([x, params, running], [false, false, true], |[x, p, r]| {
-            forward(x, p, r, &plan)
-        })
+        crate::torch_graph::record::<C, 4>(
+            [x, params, frozen, running],
+            [false, false, true, true],
+            |[x, p, f, r]| forward(x, [p, f], r, &plan),
+        )
     }
 
     fn unet_graph_running(_: FloatTensor<Self>, plan: GraphPlan) -> FloatTensor<Self> {
@@ -236,7 +246,8 @@ pub fn forward_logits(model: &UNet, x: &Tensor<5>) -> Option<Tensor<5>> {
     };
     let scores = Tensor::from_dispatch(<Dispatch as UNetGraph>::unet_graph(
         x.clone().into_dispatch(),
-        Tensor::cat(joined.params, 0).into_dispatch(),
+        joined_or_placeholder(joined.trained, &device).into_dispatch(),
+        joined_or_placeholder(joined.frozen, &device).into_dispatch(),
         running.into_dispatch(),
         plan.clone(),
     ));
@@ -261,43 +272,64 @@ pub fn forward_logits(model: &UNet, x: &Tensor<5>) -> Option<Tensor<5>> {
     Some(scores)
 }
 
-/// Parameters flattened for joining, with their shapes.
+/// Parameters flattened for joining, those that train apart from the
+/// frozen, with their shapes.
 #[derive(Default)]
 struct Joined {
-    params: Vec<Tensor<1>>,
-    shapes: Vec<Vec<i64>>,
+    trained: Vec<Tensor<1>>,
+    frozen: Vec<Tensor<1>>,
+    shapes: Vec<(bool, Vec<i64>)>,
 }
 
 impl Joined {
     fn push<const D: usize>(&mut self, t: Tensor<D>) {
-        self.shapes.push(t.dims().iter().map(|&d| d as i64).collect());
-        self.params.push(t.reshape([-1]));
+        let trains = t.is_require_grad();
+        self.shapes.push((trains, t.dims().iter().map(|&d| d as i64).collect()));
+        let flat = t.reshape([-1]);
+        if trains {
+            self.trained.push(flat);
+        } else {
+            self.frozen.push(flat);
+        }
     }
 }
 
-/// The joined parameters, cut into the layers' tensors in order.
+/// `parts` joined, or one zero when there are none.
+fn joined_or_placeholder(parts: Vec<Tensor<1>>, device: &Device) -> Tensor<1> {
+    if parts.is_empty() {
+        Tensor::zeros([1], device)
+    } else {
+        Tensor::cat(parts, 0)
+    }
+}
+
+/// The joined parameters (those that train, the frozen), cut into the
+/// layers' tensors in order.
 struct Cursor<'a> {
-    params: &'a tch::Tensor,
-    shapes: std::slice::Iter<'a, Vec<i64>>,
-    offset: i64,
+    params: [&'a tch::Tensor; 2],
+    shapes: std::slice::Iter<'a, (bool, Vec<i64>)>,
+    offsets: [i64; 2],
 }
 
 impl Cursor<'_> {
     fn next(&mut self) -> tch::Tensor {
-        let shape = self.shapes.next().expect("a shape for every parameter");
+        let (trains, shape) = self.shapes.next().expect("a shape for every parameter");
+        let which = if *trains { 0 } else { 1 };
         let n: i64 = shape.iter().product();
-        let t = self.params.narrow(0, self.offset, n).view(shape.as_slice());
-        self.offset += n;
+        let t = self.params[which]
+            .narrow(0, self.offsets[which], n)
+            .view(shape.as_slice());
+        self.offsets[which] += n;
         t
     }
 }
 
 /// The forward pass in LibTorch operations.
-fn forward(x: &tch::Tensor, params: &tch::Tensor, running: &tch::Tensor, plan: &GraphPlan) -> tch::Tensor {
+fn forward(x: &tch::Tensor, params: [&tch::Tensor; 2], running: &tch::Tensor, plan: &GraphPlan) -> tch::Tensor {
     let mut layers = Cursor {
         params,
         shapes: plan.shapes.iter(),
-        offset: 0,
+        offsets: [0, 0],
     };
     let p = plan.padding;
     // Per normalisation layer: its running statistics (views of `running`),

@@ -478,9 +478,11 @@ fn network_agrees_with_flex(spec: &NetworkSpec, failures: &mut Vec<String>) {
 }
 
 /// Class scores of one training-mode forward pass of the batch-normalised
-/// test network with only its last two layers trainable, and its weights
-/// and running statistics after it.
-fn partly_frozen_pass(device: &Device) -> (Vec<f32>, BTreeMap<String, Vec<f32>>) {
+/// test network with only its last two layers trainable, its weights and
+/// running statistics after it, and the gradients of a loss of the scores.
+type PassResult = (Vec<f32>, BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>);
+
+fn partly_frozen_pass(device: &Device) -> PassResult {
     let spec = tiny_spec();
     let ad = device.clone().autodiff();
     let tail = edge_seg_trainer::train::Trainable::Tail { layers: 2 };
@@ -488,14 +490,20 @@ fn partly_frozen_pass(device: &Device) -> (Vec<f32>, BTreeMap<String, Vec<f32>>)
     let model = edge_seg_trainer::train::apply_trainable(model, &spec, &tail);
     let p = 16;
     let x = Tensor::<5>::from_data(TensorData::new(values(2 * p * p * p, 9), [2, 1, p, p, p]), &ad);
-    let scores = vec_of(model.forward_logits(x));
+    let logits = model.forward_logits(x);
+    let scores = vec_of(logits.clone());
+    let grads = model
+        .gradients(&(logits.clone() * logits).mean().backward())
+        .into_iter()
+        .map(|(k, v)| (k, v.values))
+        .collect();
     let after = model
         .valid()
         .weights()
         .into_iter()
         .map(|(k, v)| (k, v.values))
         .collect();
-    (scores, after)
+    (scores, after, grads)
 }
 
 /// A frozen batch normalisation normalises by its running statistics and
@@ -507,13 +515,38 @@ fn partly_frozen_batch_normalisation_agrees_with_flex() {
         .into_iter()
         .map(|(k, v)| (k, v.values))
         .collect();
-    let (scores, after) = partly_frozen_pass(&Device::flex());
+    let (scores, after, grads) = partly_frozen_pass(&Device::flex());
+    let trained: Vec<&String> = grads.keys().collect();
+    assert_eq!(
+        trained,
+        [
+            "dec0.conv1.bias",
+            "dec0.conv1.weight",
+            "dec0.norm1.beta",
+            "dec0.norm1.gamma",
+            "head.bias",
+            "head.weight"
+        ]
+    );
     assert_eq!(after["enc0.norm0.running_mean"], initial["enc0.norm0.running_mean"]);
     assert_ne!(after["dec0.norm1.running_mean"], initial["dec0.norm1.running_mean"]);
     assert_ne!(after["dec0.norm1.running_var"], initial["dec0.norm1.running_var"]);
     let mut failures = Vec::new();
     for name in others() {
-        let (s, a) = partly_frozen_pass(&parse_device(name).unwrap());
+        let (s, a, g) = partly_frozen_pass(&parse_device(name).unwrap());
+        if g.keys().ne(grads.keys()) {
+            failures.push(format!("{name}: gradients for {:?}", g.keys().collect::<Vec<_>>()));
+        }
+        for (k, g0) in &grads {
+            if k == "dec0.conv1.bias" {
+                continue; // before a normalisation: rounding noise on every backend
+            }
+            let err = rel(&g[k], g0);
+            eprintln!("{name}: gradient of {k} rel. error {err:.1e}");
+            if !(err <= WEIGHT_GRAD_TOL) {
+                failures.push(format!("{name}: gradient of {k}: {err:.2e}"));
+            }
+        }
         let err = rel(&s, &scores);
         eprintln!("{name}: class scores rel. error {err:.1e}");
         if !(err <= OUTPUT_TOL) {
