@@ -170,24 +170,7 @@ pub fn forward_logits(model: &UNet, x: &Tensor<5>) -> Option<Tensor<5>> {
         PaddingConfig3d::Valid => 0,
         PaddingConfig3d::Explicit(..) => return None,
     };
-    // The 3x3x3 convolutions with their normalisations, the transposed
-    // convolutions and the head, in the graph's order.
-    enum Layer<'a> {
-        Conv(&'a Conv3d, Option<&'a BatchNorm>),
-        Up(&'a ConvTranspose3d),
-    }
-    let mut layers = Vec::new();
-    for block in &model.enc {
-        layers.push(Layer::Conv(&block.conv0, block.norm0.as_ref()));
-        layers.push(Layer::Conv(&block.conv1, block.norm1.as_ref()));
-    }
-    for block in model.dec.iter().rev() {
-        if let Some(up) = &block.up {
-            layers.push(Layer::Up(up));
-        }
-        layers.push(Layer::Conv(&block.conv0, block.norm0.as_ref()));
-        layers.push(Layer::Conv(&block.conv1, block.norm1.as_ref()));
-    }
+    let layers = layers(model);
     let norms: Vec<&BatchNorm> = layers
         .iter()
         .filter_map(|l| match l {
@@ -253,23 +236,53 @@ pub fn forward_logits(model: &UNet, x: &Tensor<5>) -> Option<Tensor<5>> {
     ));
     if let Some(np) = &plan.norm {
         if np.batch_stats.iter().any(|&b| b) {
-            let updated: Tensor<1> = Tensor::from_dispatch(<Dispatch as UNetGraph>::unet_graph_running(
-                scores.clone().into_dispatch(),
-                plan.clone(),
-            ));
-            let total: usize = np.channels.iter().map(|&c| c as usize).sum();
-            let mut offset = 0;
-            for ((n, &c), &trains) in norms.iter().zip(&np.channels).zip(&np.batch_stats) {
-                let c = c as usize;
-                if trains {
-                    n.running_mean.update(updated.clone().narrow(0, offset, c));
-                    n.running_var.update(updated.clone().narrow(0, total + offset, c));
-                }
-                offset += c;
-            }
+            move_running_statistics(&norms, &plan, &scores);
         }
     }
     Some(scores)
+}
+
+/// The 3x3x3 convolutions with their normalisations, and the transposed
+/// convolutions (the head last, apart), in the graph's order.
+enum Layer<'a> {
+    Conv(&'a Conv3d, Option<&'a BatchNorm>),
+    Up(&'a ConvTranspose3d),
+}
+
+fn layers(model: &UNet) -> Vec<Layer<'_>> {
+    let mut layers = Vec::new();
+    for block in &model.enc {
+        layers.push(Layer::Conv(&block.conv0, block.norm0.as_ref()));
+        layers.push(Layer::Conv(&block.conv1, block.norm1.as_ref()));
+    }
+    for block in model.dec.iter().rev() {
+        if let Some(up) = &block.up {
+            layers.push(Layer::Up(up));
+        }
+        layers.push(Layer::Conv(&block.conv0, block.norm0.as_ref()));
+        layers.push(Layer::Conv(&block.conv1, block.norm1.as_ref()));
+    }
+    layers
+}
+
+/// The running statistics the graph computed (`scores` names the backend),
+/// into the normalisation layers that train.
+fn move_running_statistics(norms: &[&BatchNorm], plan: &GraphPlan, scores: &Tensor<5>) {
+    let np = plan.norm.as_ref().expect("a normalised plan");
+    let updated: Tensor<1> = Tensor::from_dispatch(<Dispatch as UNetGraph>::unet_graph_running(
+        scores.clone().into_dispatch(),
+        plan.clone(),
+    ));
+    let total: usize = np.channels.iter().map(|&c| c as usize).sum();
+    let mut offset = 0;
+    for ((n, &c), &trains) in norms.iter().zip(&np.channels).zip(&np.batch_stats) {
+        let c = c as usize;
+        if trains {
+            n.running_mean.update(updated.clone().narrow(0, offset, c));
+            n.running_var.update(updated.clone().narrow(0, total + offset, c));
+        }
+        offset += c;
+    }
 }
 
 /// Parameters flattened for joining, those that train apart from the
