@@ -8,8 +8,8 @@
 //! gradient of `⟨y, g⟩` with respect to each input burn asks for is the
 //! vector-Jacobian product it needs, computed by the same native kernels
 //! PyTorch's backward uses, with nothing of burn's between them. The U-Net
-//! records each convolution this way ([`crate::conv`]) and, without batch
-//! normalisation, its whole forward pass ([`crate::unet_graph`]).
+//! records its whole forward pass this way ([`crate::unet_graph`]), and
+//! each convolution where a pass looks inside the network ([`crate::conv`]).
 
 #![allow(deprecated)] // burn-tch: one backend among several, dropped with its feature
 
