@@ -53,6 +53,9 @@ impl<const N: usize> Backward<LibTorch, N> for GraphBackward {
         if wanted.is_empty() {
             return;
         }
+        if let Some(&i) = wanted.iter().find(|&&i| !g.leaves[i].tensor.requires_grad()) {
+            panic!("input {i} of a LibTorch graph was recorded as constant but burn tracks it");
+        }
         // d⟨y, g⟩/d leaf is the vector-Jacobian product burn asks for; one
         // dot product rather than a product and a sum. LibTorch computes
         // only the leaves asked for.
@@ -60,7 +63,8 @@ impl<const N: usize> Backward<LibTorch, N> for GraphBackward {
         let inputs: Vec<&tch::Tensor> = wanted.iter().map(|&i| &g.leaves[i].tensor).collect();
         let leaf_grads = tch::Tensor::run_backward(&[objective], &inputs, false, false);
         for (&i, lg) in wanted.iter().zip(leaf_grads) {
-            if let Some(parent) = &ops.parents[i] {
+            // An input the computation never read has no gradient.
+            if let (Some(parent), true) = (&ops.parents[i], lg.defined()) {
                 grads.register::<LibTorch>(parent.id, TchTensor::new(lg));
             }
         }
@@ -88,8 +92,11 @@ pub fn record<C: CheckpointStrategy, const N: usize>(
             });
             let y = tch::with_grad(|| f(&leaves));
             let out = TchTensor::new(y.detach());
+            // The graph's output shares `out`'s storage (and its count of
+            // holders, so burn-tch never overwrites it in place while the
+            // graph may still read it).
             let graph = Graph {
-                output: TchTensor::new(y),
+                output: TchTensor::from_existing(y, out.storage.clone()),
                 leaves: leaves.into_iter().map(TchTensor::new).collect(),
                 _held: inner.into_iter().collect(),
             };

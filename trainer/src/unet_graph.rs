@@ -215,9 +215,16 @@ pub fn forward_logits(model: &UNet, x: &Tensor<5>) -> Option<Tensor<5>> {
     let running = if norms.is_empty() {
         Tensor::<1>::zeros([1], &device)
     } else {
-        let value = |s: &RunningState<Tensor<1>>| if autodiff { s.value_sync() } else { s.value() };
-        let mut stats: Vec<Tensor<1>> = norms.iter().map(|n| value(&n.running_mean)).collect();
-        stats.extend(norms.iter().map(|n| value(&n.running_var)));
+        // As burn's `BatchNorm` reads them: synchronised where the layer
+        // trains, as they stand where it normalises by them.
+        let trains: Vec<bool> = norms.iter().map(|n| autodiff && n.training.is_enabled()).collect();
+        let value = |s: &RunningState<Tensor<1>>, t: bool| if t { s.value_sync() } else { s.value() };
+        let mut stats: Vec<Tensor<1>> = norms
+            .iter()
+            .zip(&trains)
+            .map(|(n, &t)| value(&n.running_mean, t))
+            .collect();
+        stats.extend(norms.iter().zip(&trains).map(|(n, &t)| value(&n.running_var, t)));
         Tensor::cat(stats, 0)
     };
     let plan = GraphPlan {
