@@ -204,20 +204,15 @@ pub fn forward_logits(model: &UNet, x: &Tensor<5>) -> Option<Tensor<5>> {
     }
     joined.push(model.head.weight.val());
     joined.push(bias(model.head.bias.as_ref(), model.head.weight.dims()[0]));
+    // Per normalisation layer: whether it normalises by the batch's
+    // statistics (as burn's `BatchNorm` decides).
     let autodiff = device.is_autodiff();
-    let norm = (!norms.is_empty()).then(|| NormPlan {
-        channels: norms.iter().map(|n| n.gamma.dims()[0] as i64).collect(),
-        batch_stats: norms.iter().map(|n| autodiff && n.training.is_enabled()).collect(),
-        momentum: norms[0].momentum,
-        epsilon: norms[0].epsilon,
-        running_out: RunningSlot::default(),
-    });
+    let trains: Vec<bool> = norms.iter().map(|n| autodiff && n.training.is_enabled()).collect();
     let running = if norms.is_empty() {
         Tensor::<1>::zeros([1], &device)
     } else {
         // As burn's `BatchNorm` reads them: synchronised where the layer
         // trains, as they stand where it normalises by them.
-        let trains: Vec<bool> = norms.iter().map(|n| autodiff && n.training.is_enabled()).collect();
         let value = |s: &RunningState<Tensor<1>>, t: bool| if t { s.value_sync() } else { s.value() };
         let mut stats: Vec<Tensor<1>> = norms
             .iter()
@@ -227,6 +222,13 @@ pub fn forward_logits(model: &UNet, x: &Tensor<5>) -> Option<Tensor<5>> {
         stats.extend(norms.iter().zip(&trains).map(|(n, &t)| value(&n.running_var, t)));
         Tensor::cat(stats, 0)
     };
+    let norm = (!norms.is_empty()).then(|| NormPlan {
+        channels: norms.iter().map(|n| n.gamma.dims()[0] as i64).collect(),
+        batch_stats: trains,
+        momentum: norms[0].momentum,
+        epsilon: norms[0].epsilon,
+        running_out: RunningSlot::default(),
+    });
     let plan = GraphPlan {
         levels: model.enc.len(),
         padding,

@@ -87,6 +87,11 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Weights or gradients by name, as plain values.
+fn by_name(tensors: BTreeMap<String, edge_seg_export::Tensor>) -> BTreeMap<String, Vec<f32>> {
+    tensors.into_iter().map(|(k, v)| (k, v.values)).collect()
+}
+
 fn vec_of<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
 }
@@ -347,13 +352,12 @@ struct NetRun {
 }
 
 fn train_net(spec: &NetworkSpec, device: &Device, steps: usize) -> NetRun {
-    let spec = spec.clone();
-    let i = patch(&spec);
+    let i = patch(spec);
     let ad = device.clone().autodiff();
-    let mut model = UNet::new(&spec, &initial_weights(&spec, 3), &ad).unwrap();
+    let mut model = UNet::new(spec, &initial_weights(spec, 3), &ad).unwrap();
     // The trainer's optimiser (Adam over all parameters at once).
     let mut optim = edge_seg_trainer::train::Adam::new(edge_seg_trainer::train::OptimizerKind::Adam);
-    let (image, targets) = batch(&spec);
+    let (image, targets) = batch(spec);
     let mut run = NetRun {
         losses: Vec::new(),
         scores: Vec::new(),
@@ -375,21 +379,12 @@ fn train_net(spec: &NetworkSpec, device: &Device, steps: usize) -> NetRun {
         run.losses.push(parts.total.clone().into_scalar::<f32>());
         let grads = parts.total.backward();
         if step == 0 {
-            run.first_grads = model
-                .gradients(&grads)
-                .into_iter()
-                .map(|(k, v)| (k, v.values))
-                .collect();
+            run.first_grads = by_name(model.gradients(&grads));
         }
         let grads = GradientsParams::from_grads(grads, &model);
         model = optim.step(1e-3, model, grads);
     }
-    run.weights = model
-        .valid()
-        .weights()
-        .into_iter()
-        .map(|(k, v)| (k, v.values))
-        .collect();
+    run.weights = by_name(model.valid().weights());
     run
 }
 
@@ -410,10 +405,7 @@ fn network_agrees_with_flex(spec: &NetworkSpec, failures: &mut Vec<String>) {
     let steps = 3;
     let reference = train_net(spec, &Device::flex(), steps);
     let normalised = !spec.norm.is_none();
-    let initial: BTreeMap<String, Vec<f32>> = initial_weights(spec, 3)
-        .into_iter()
-        .map(|(k, v)| (k, v.values))
-        .collect();
+    let initial = by_name(initial_weights(spec, 3));
     let update = |w: &BTreeMap<String, Vec<f32>>, k: &str| -> Vec<f32> {
         w[k].iter().zip(&initial[k]).map(|(a, b)| a - b).collect()
     };
@@ -492,17 +484,8 @@ fn partly_frozen_pass(device: &Device) -> PassResult {
     let x = Tensor::<5>::from_data(TensorData::new(values(2 * p * p * p, 9), [2, 1, p, p, p]), &ad);
     let logits = model.forward_logits(x);
     let scores = vec_of(logits.clone());
-    let grads = model
-        .gradients(&(logits.clone() * logits).mean().backward())
-        .into_iter()
-        .map(|(k, v)| (k, v.values))
-        .collect();
-    let after = model
-        .valid()
-        .weights()
-        .into_iter()
-        .map(|(k, v)| (k, v.values))
-        .collect();
+    let grads = by_name(model.gradients(&(logits.clone() * logits).mean().backward()));
+    let after = by_name(model.valid().weights());
     (scores, after, grads)
 }
 
@@ -511,10 +494,7 @@ fn partly_frozen_pass(device: &Device) -> PassResult {
 /// (fine-tuning's first phase), on every backend as on Flex.
 #[test]
 fn partly_frozen_batch_normalisation_agrees_with_flex() {
-    let initial: BTreeMap<String, Vec<f32>> = initial_weights(&tiny_spec(), 3)
-        .into_iter()
-        .map(|(k, v)| (k, v.values))
-        .collect();
+    let initial = by_name(initial_weights(&tiny_spec(), 3));
     let (scores, after, grads) = partly_frozen_pass(&Device::flex());
     let trained: Vec<&String> = grads.keys().collect();
     assert_eq!(
@@ -692,12 +672,7 @@ fn a_data_parallel_step_on_flex_and_each_backend_equals_a_flex_step() {
 }
 
 fn read_weights(dir: &Path) -> BTreeMap<String, Vec<f32>> {
-    edge_seg_export::Checkpoint::read(dir)
-        .unwrap()
-        .weights
-        .into_iter()
-        .map(|(k, v)| (k, v.values))
-        .collect()
+    by_name(edge_seg_export::Checkpoint::read(dir).unwrap().weights)
 }
 
 #[test]

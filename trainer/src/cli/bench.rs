@@ -83,16 +83,19 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         classes: a.classes,
         class_weights: Vec::new(),
     };
+    // The batch as a tensor on the training device (an upload).
+    let input = || {
+        Tensor::<5>::from_data(
+            TensorData::new(images.clone(), [a.batch, 1, patch[0], patch[1], patch[2]]),
+            &ad,
+        )
+    };
     let mut times = Vec::new();
     let (mut t_fwd, mut t_bwd, mut t_step) = (0.0, 0.0, 0.0);
     for step in 0..=a.steps {
         let t0 = Instant::now();
         let (value, t1, grads) = if parallel_devices.is_empty() {
-            let x = Tensor::<5>::from_data(
-                TensorData::new(images.clone(), [a.batch, 1, patch[0], patch[1], patch[2]]),
-                &ad,
-            );
-            let logits = model.forward_logits(x);
+            let logits = model.forward_logits(input());
             let parts = loss(LossKind::Masked, logits, &targets, LossWeights::default());
             let value = parts.total.clone().into_scalar::<f32>();
             let t1 = Instant::now();
@@ -131,10 +134,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     // nothing waited for or read back until the last step. On a GPU the
     // phase split above waits for the device three times a step.
     let per_step = if parallel_devices.is_empty() {
-        let x = Tensor::<5>::from_data(
-            TensorData::new(images.clone(), [a.batch, 1, patch[0], patch[1], patch[2]]),
-            &ad,
-        );
+        let x = input();
         sync(&device)?;
         let t0 = Instant::now();
         let mut losses = Vec::new();
