@@ -15,7 +15,8 @@
 # (the same but results.jsonl); the runs' data and checkpoints in $WORK/TASK (default
 # ~/.cache/edge-seg/grid). The grid
 # resumes from the committed results: every run recorded in results.jsonl is skipped, so
-# commit that folder as runs finish and the same command continues on any machine.
+# commit that folder as runs finish and the same command continues on any machine. On the
+# same machine a run that was interrupted continues from its last checkpoint in $WORK.
 # Environment: BIN (folder holding edge-seg-train; default: built here), DEVICE (default
 # auto: LibTorch on the CPU when the trainer is built with `tch`), THREADS, SIZES, SEEDS.
 #

@@ -148,6 +148,67 @@ fn experiment_resumes_without_redoing_finished_runs() {
         assert_eq!(points, expected, "{line}");
     }
     assert!(out.join("learning_curves.png").exists());
+    // An interrupted grid, on the same machine: a run whose row is missing
+    // resumes from its checkpoint (here a finished one, so nothing trains
+    // again and the same weights score the same), unless the checkpoint was
+    // trained with other settings: that run starts over.
+    let row_of = |rows: &str, strategy: &str, size: u64| -> serde_json::Value {
+        rows.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|r| r["strategy"] == strategy && r["size"] == size)
+            .unwrap()
+    };
+    let runs = out.join("work/runs");
+    let metrics = runs.join("esophagus-vanilla-n2-s0/metrics.jsonl");
+    let trained = std::fs::read_to_string(&metrics).unwrap();
+    let other = runs.join("esophagus-finetune-n1-s0/phase2/last/train_state.json");
+    let state = std::fs::read_to_string(&other).unwrap();
+    assert!(state.contains("\"lr\":"), "{state}");
+    let changed = state.replacen("\"lr\":", "\"lr\":0.5,\"was\":", 1);
+    std::fs::write(&other, &changed).unwrap();
+    let interrupted: Vec<&str> = first
+        .lines()
+        .filter(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            !(r["strategy"] == "vanilla" && r["size"] == 2 || r["strategy"] == "finetune" && r["size"] == 1)
+        })
+        .collect();
+    assert_eq!(interrupted.len(), 4);
+    std::fs::write(out.join("results.jsonl"), interrupted.join("\n") + "\n").unwrap();
+    let o = Command::new(bin("edge-seg-train")).args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let log = text(&o);
+    assert!(
+        log.contains("different configuration; resume with the same settings; starting it over"),
+        "{log}"
+    );
+    assert_eq!(log.matches("starting it over").count(), 1, "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&metrics).unwrap(),
+        trained,
+        "the resumed run trained again"
+    );
+    let restarted = std::fs::read_to_string(&other).unwrap();
+    assert!(
+        !restarted.contains("\"was\""),
+        "the run with other settings was not started over"
+    );
+    let again = rows();
+    assert_eq!(again.lines().count(), 6);
+    let (before, after) = (row_of(&first, "vanilla", 2), row_of(&again, "vanilla", 2));
+    for key in ["dice", "dice_per_case", "iterations", "validation"] {
+        assert_eq!(before[key], after[key], "{key}");
+    }
+    // Its training time counts the earlier sitting.
+    let st: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(runs.join("esophagus-vanilla-n2-s0/last/train_state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        after["train_seconds"].as_f64().unwrap() >= st["elapsed_seconds"].as_f64().unwrap(),
+        "{after}"
+    );
+    assert_eq!(row_of(&again, "finetune", 1)["iterations"], 4);
     // A fresh machine: only the committed results folder survives. Every
     // run it records is skipped; a run removed from it is redone.
     std::fs::remove_dir_all(out.join("work")).unwrap();

@@ -211,8 +211,10 @@ pub fn transfer(
             let mut o = train(&p2, Init::Weights(after1.weights), &out.join("phase2"), device, opts)?;
             // Phase 1 may have stopped early: count the iterations it trained,
             // and draw one curve over both phases.
-            let phase1_used = crate::train::read_state(&phase1_dir.join("last"))?.iteration;
+            let phase1 = crate::train::read_state(&phase1_dir.join("last"))?;
+            let phase1_used = phase1.iteration;
             o.iterations += phase1_used;
+            o.seconds += phase1.elapsed_seconds;
             let mut curve = crate::train::report::validation_curve(&phase1_dir.join("metrics.jsonl"))?;
             curve.extend(o.validation.iter().map(|&(it, d)| (it + phase1_used, d)));
             o.validation = curve;

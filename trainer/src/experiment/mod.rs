@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
@@ -30,7 +29,7 @@ use crate::device::Chosen;
 use crate::metrics::{dice, hd95};
 use crate::phantom::{generate, PhantomOptions};
 use crate::predict::CheckpointPredictor;
-use crate::train::{RunOptions, TrainConfig};
+use crate::train::{ConfigMismatch, RunOptions, TrainConfig};
 use crate::transfer::{transfer, Strategy, TransferPlan};
 
 pub mod bases;
@@ -342,8 +341,6 @@ pub fn run_experiment(
     for (n, &(size, strategy, seed)) in todo.iter().enumerate() {
         let name = run_name(plan.task.name(), strategy.name(), size, seed);
         let dir = work.join("runs").join(&name);
-        // A run not in the results starts over.
-        let _ = std::fs::remove_dir_all(&dir);
         let mut cfg = plan.config.clone();
         cfg.manifest = manifest.clone();
         cfg.spec = crate::transfer::task_spec(&base.card.network, vocabulary.len());
@@ -365,20 +362,26 @@ pub fn run_experiment(
             strategy,
             ..plan.transfer.clone()
         };
-        let start = Instant::now();
-        let (outcome, final_ckpt) = transfer(
-            &cfg,
-            base_model,
-            &tp,
-            &dir,
-            &device.device,
-            &RunOptions {
-                quiet: true,
-                parallel_devices: parallel_devices.to_vec(),
-                ..Default::default()
-            },
-        )?;
-        let train_seconds = start.elapsed().as_secs_f64();
+        // A run not in the results resumes from its last checkpoint (an
+        // interrupted grid loses at most the iterations since it), unless
+        // that checkpoint was trained with other settings: then it starts over.
+        let opts = RunOptions {
+            quiet: true,
+            resume: true,
+            parallel_devices: parallel_devices.to_vec(),
+            ..Default::default()
+        };
+        let run = || transfer(&cfg, base_model, &tp, &dir, &device.device, &opts);
+        let (outcome, final_ckpt) = match run() {
+            Err(e) if e.downcast_ref::<ConfigMismatch>().is_some() => {
+                eprintln!("warning: {name}: {e}; starting it over");
+                std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+                run()?
+            }
+            r => r?,
+        };
+        // Training time summed over every sitting the run took.
+        let train_seconds = outcome.seconds;
         let ev = evaluate(&final_ckpt, &manifest, plan.eval_tile, &device.device)?;
         let classes = vocabulary.len() - 1;
         let dice = ev.dice_per_class.values().sum::<f64>() / classes as f64;

@@ -266,6 +266,26 @@ pub fn validate(
     })
 }
 
+/// A run cannot resume: its checkpoint was trained with another configuration.
+/// Callers that own the run folder (the experiment grid) start it over.
+#[derive(Debug)]
+pub struct ConfigMismatch {
+    /// The checkpoint that would have been resumed.
+    pub dir: PathBuf,
+}
+
+impl std::fmt::Display for ConfigMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: the run there was started with a different configuration; resume with the same settings",
+            self.dir.display()
+        )
+    }
+}
+
+impl std::error::Error for ConfigMismatch {}
+
 /// Run (or resume) training into `out`.
 pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &RunOptions) -> Result<TrainOutcome> {
     let resume_from = recover(out)?;
@@ -279,10 +299,7 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         Some(dir) => {
             let s = read_state(dir)?;
             if &s.config != cfg {
-                bail!(
-                    "{}: the run there was started with a different configuration; resume with the same settings",
-                    dir.display()
-                );
+                return Err(ConfigMismatch { dir: dir.clone() }.into());
             }
             Some(s)
         }
