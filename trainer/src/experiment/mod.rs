@@ -29,7 +29,7 @@ use crate::device::Chosen;
 use crate::metrics::{dice, hd95};
 use crate::phantom::{generate, PhantomOptions};
 use crate::predict::CheckpointPredictor;
-use crate::train::{ConfigMismatch, RunOptions, TrainConfig};
+use crate::train::{CannotResume, RunOptions, TrainConfig};
 use crate::transfer::{transfer, Strategy, TransferPlan};
 
 pub mod bases;
@@ -364,7 +364,8 @@ pub fn run_experiment(
         };
         // A run not in the results resumes from its last checkpoint (an
         // interrupted grid loses at most the iterations since it), unless
-        // that checkpoint was trained with other settings: then it starts over.
+        // that checkpoint cannot be resumed (other settings, or an optimiser
+        // state this version cannot read): then it starts over.
         let opts = RunOptions {
             quiet: true,
             resume: true,
@@ -373,7 +374,7 @@ pub fn run_experiment(
         };
         let run = || transfer(&cfg, base_model, &tp, &dir, &device.device, &opts);
         let (outcome, final_ckpt) = match run() {
-            Err(e) if e.downcast_ref::<ConfigMismatch>().is_some() => {
+            Err(e) if e.downcast_ref::<CannotResume>().is_some() => {
                 eprintln!("warning: {name}: {e}; starting it over");
                 std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
                 run()?

@@ -266,25 +266,24 @@ pub fn validate(
     })
 }
 
-/// A run cannot resume: its checkpoint was trained with another configuration.
-/// Callers that own the run folder (the experiment grid) start it over.
+/// A run cannot resume from its checkpoint: it was trained with another
+/// configuration, or its optimiser state is missing or unreadable (another
+/// version's format). Callers that own the run folder (the experiment grid)
+/// start it over.
 #[derive(Debug)]
-pub struct ConfigMismatch {
+pub struct CannotResume {
     /// The checkpoint that would have been resumed.
     pub dir: PathBuf,
+    pub why: String,
 }
 
-impl std::fmt::Display for ConfigMismatch {
+impl std::fmt::Display for CannotResume {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: the run there was started with a different configuration; resume with the same settings",
-            self.dir.display()
-        )
+        write!(f, "{}: {}", self.dir.display(), self.why)
     }
 }
 
-impl std::error::Error for ConfigMismatch {}
+impl std::error::Error for CannotResume {}
 
 /// Run (or resume) training into `out`.
 pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &RunOptions) -> Result<TrainOutcome> {
@@ -299,7 +298,12 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
         Some(dir) => {
             let s = read_state(dir)?;
             if &s.config != cfg {
-                return Err(ConfigMismatch { dir: dir.clone() }.into());
+                return Err(CannotResume {
+                    dir: dir.clone(),
+                    why: "the run there was started with a different configuration; resume with the same settings"
+                        .into(),
+                }
+                .into());
             }
             Some(s)
         }
@@ -359,11 +363,14 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
     let (weights, mut optim, start) = match (&resume_from, &state) {
         (Some(dir), Some(s)) => {
             let ckpt = Checkpoint::read(dir)?;
-            let bytes = std::fs::read(dir.join(OPTIMIZER_FILE))
-                .with_context(|| format!("{}: cannot read", dir.join(OPTIMIZER_FILE).display()))?;
-            let optim = Adam::new(cfg.optimizer)
-                .from_bytes(&dir.join(OPTIMIZER_FILE), &bytes)
-                .with_context(|| format!("{}: cannot resume from it", dir.join(OPTIMIZER_FILE).display()))?;
+            let path = dir.join(OPTIMIZER_FILE);
+            let optim = std::fs::read(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| Adam::new(cfg.optimizer).from_bytes(&path, &bytes))
+                .map_err(|e| CannotResume {
+                    dir: dir.clone(),
+                    why: format!("its optimiser state {OPTIMIZER_FILE} cannot be read ({e:#})"),
+                })?;
             sampler.restore(s.sampler);
             (ckpt.weights, optim, s.iteration)
         }
