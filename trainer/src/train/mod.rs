@@ -294,7 +294,8 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
             out.display()
         );
     }
-    let state = match &resume_from {
+    // Whether the run can resume is settled here, before any data is read.
+    let (state, resumed_optim) = match &resume_from {
         Some(dir) => {
             let s = read_state(dir)?;
             if &s.config != cfg {
@@ -305,9 +306,17 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
                 }
                 .into());
             }
-            Some(s)
+            let path = dir.join(OPTIMIZER_FILE);
+            let optim = std::fs::read(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| Adam::new(cfg.optimizer).from_bytes(&path, &bytes))
+                .map_err(|e| CannotResume {
+                    dir: dir.clone(),
+                    why: format!("its optimiser state {OPTIMIZER_FILE} cannot be read ({e:#})"),
+                })?;
+            (Some(s), Some(optim))
         }
-        None => None,
+        None => (None, None),
     };
     let ds = Dataset::load(&cfg.manifest)?;
     let vocabulary = ds.manifest.vocabulary.clone();
@@ -360,17 +369,9 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
     let ad = device.clone().autodiff();
     let step_devices = parallel::step_devices(device, &opts.parallel_devices);
     parallel::check_split(cfg.batch, step_devices.len())?;
-    let (weights, mut optim, start) = match (&resume_from, &state) {
-        (Some(dir), Some(s)) => {
+    let (weights, mut optim, start) = match (&resume_from, &state, resumed_optim) {
+        (Some(dir), Some(s), Some(optim)) => {
             let ckpt = Checkpoint::read(dir)?;
-            let path = dir.join(OPTIMIZER_FILE);
-            let optim = std::fs::read(&path)
-                .map_err(anyhow::Error::from)
-                .and_then(|bytes| Adam::new(cfg.optimizer).from_bytes(&path, &bytes))
-                .map_err(|e| CannotResume {
-                    dir: dir.clone(),
-                    why: format!("its optimiser state {OPTIMIZER_FILE} cannot be read ({e:#})"),
-                })?;
             sampler.restore(s.sampler);
             (ckpt.weights, optim, s.iteration)
         }
