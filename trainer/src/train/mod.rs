@@ -294,10 +294,11 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
             out.display()
         );
     }
-    // Whether the run can resume is settled here, before any data is read.
-    let (state, resumed_optim) = match &resume_from {
+    // Whether the run can resume is settled here, before any data is read: the
+    // checkpoint folder, its training state and its optimiser, or nothing.
+    let resumed = match resume_from {
         Some(dir) => {
-            let s = read_state(dir)?;
+            let s = read_state(&dir)?;
             if &s.config != cfg {
                 return Err(CannotResume {
                     dir: dir.clone(),
@@ -314,9 +315,9 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
                     dir: dir.clone(),
                     why: format!("its optimiser state {OPTIMIZER_FILE} cannot be read ({e:#})"),
                 })?;
-            (Some(s), Some(optim))
+            Some((dir, s, optim))
         }
-        None => (None, None),
+        None => None,
     };
     let ds = Dataset::load(&cfg.manifest)?;
     let vocabulary = ds.manifest.vocabulary.clone();
@@ -369,18 +370,18 @@ pub fn train(cfg: &TrainConfig, init: Init, out: &Path, device: &Device, opts: &
     let ad = device.clone().autodiff();
     let step_devices = parallel::step_devices(device, &opts.parallel_devices);
     parallel::check_split(cfg.batch, step_devices.len())?;
-    let (weights, mut optim, start) = match (&resume_from, &state, resumed_optim) {
-        (Some(dir), Some(s), Some(optim)) => {
-            let ckpt = Checkpoint::read(dir)?;
+    let (weights, mut optim, start, state) = match resumed {
+        Some((dir, s, optim)) => {
+            let ckpt = Checkpoint::read(&dir)?;
             sampler.restore(s.sampler);
-            (ckpt.weights, optim, s.iteration)
+            (ckpt.weights, optim, s.iteration, Some(s))
         }
-        _ => {
+        None => {
             let w = match init {
                 Init::Random => crate::unet::initial_weights_with(&cfg.spec, cfg.seed, cfg.weight_init),
                 Init::Weights(w) => w,
             };
-            (w, Adam::new(cfg.optimizer), 0)
+            (w, Adam::new(cfg.optimizer), 0, None)
         }
     };
     let mut model = apply_trainable(UNet::new(&cfg.spec, &weights, &ad)?, &cfg.spec, &cfg.trainable);
