@@ -19,7 +19,7 @@
 # the base is trained only when that folder is absent; transfer runs already recorded in
 # docs/experiments/base-questions/BASE/TASK/results.jsonl are skipped. The comparison with the
 # shipped base's rows is written to docs/experiments/base-questions/results.md
-# (`edge-seg-train compare-bases`).
+# (`edge-seg-train compare-results`).
 # Environment: BIN (folder holding edge-seg-train and edge-seg; default: built here), SIZES
 # (default "1 2"), SEEDS (default 3), DEVICE (default auto), THREADS (default 2), WORK (default
 # ~/.cache/edge-seg/base-questions), PYTHON (with nibabel, for the held-out score; default the
@@ -113,5 +113,5 @@ for base in labelled five; do
     [ -d "$out/$base" ] && compare+=("$base=$out/$base")
 done
 if [ ${#compare[@]} -ge 2 ]; then
-    "$train" compare-bases "${compare[@]}" --tasks esophagus,prostate --out "$out/results.md"
+    "$train" compare-results "${compare[@]}" --tasks esophagus,prostate --out "$out/results.md"
 fi

@@ -2,7 +2,7 @@
 
 mod base;
 mod bench;
-mod compare_bases;
+mod compare_results;
 mod experiment;
 mod experiment_summary;
 mod export;
@@ -42,8 +42,8 @@ enum Command {
     Experiment(experiment::ExperimentCmd),
     /// Summarise several tasks' experiment results in one table and plot.
     ExperimentSummary(experiment_summary::ExperimentSummaryArgs),
-    /// Compare the same transfers from different base models.
-    CompareBases(compare_bases::CompareBasesArgs),
+    /// Compare the same transfers run under different conditions (base models, stopping rules).
+    CompareResults(compare_results::CompareResultsArgs),
     /// Segment scans with a training checkpoint.
     Predict(predict::PredictArgs),
     /// Export a checkpoint to one ONNX file, verified against the burn model.
@@ -63,7 +63,7 @@ pub fn main() -> ExitCode {
         Command::Transfer(a) => transfer::run(&a),
         Command::Experiment(a) => experiment::run(&a),
         Command::ExperimentSummary(a) => experiment_summary::run(&a),
-        Command::CompareBases(a) => compare_bases::run(&a),
+        Command::CompareResults(a) => compare_results::run(&a),
         Command::Predict(a) => predict::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Bench(a) => bench::run(&a),

@@ -32,7 +32,7 @@ use crate::predict::CheckpointPredictor;
 use crate::train::{CannotResume, RunOptions, TrainConfig};
 use crate::transfer::{transfer, Strategy, TransferPlan};
 
-pub mod bases;
+pub mod comparison;
 pub mod report;
 
 pub use report::{paired_difference, write_summaries, PairedDifference};

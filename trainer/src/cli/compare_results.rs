@@ -1,20 +1,21 @@
-//! `edge-seg-train compare-bases`.
+//! `edge-seg-train compare-results`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::experiment::bases::{compare_bases, BaseRuns};
+use crate::experiment::comparison::{compare_result_sets, ResultSet};
 use crate::experiment::read_results;
 
 #[derive(Debug, Args)]
-pub struct CompareBasesArgs {
-    /// NAME=DIR: a base's experiment results, DIR/TASK/results.jsonl per
-    /// task (as `experiment --out DIR/TASK` writes them). Two or more; the
-    /// first is the reference the others are compared with.
+pub struct CompareResultsArgs {
+    /// NAME=DIR: one condition's experiment results (a base model, a stopping
+    /// rule), DIR/TASK/results.jsonl per task (as `experiment --out DIR/TASK`
+    /// writes them). Two or more; the first is the reference the others are
+    /// compared with.
     #[arg(required = true, num_args = 2..)]
-    pub bases: Vec<String>,
+    pub sets: Vec<String>,
     /// Tasks to compare.
     #[arg(
         long,
@@ -30,26 +31,26 @@ pub struct CompareBasesArgs {
     pub out: Option<PathBuf>,
 }
 
-pub fn run(a: &CompareBasesArgs) -> Result<()> {
-    let mut bases = Vec::new();
-    for spec in &a.bases {
+pub fn run(a: &CompareResultsArgs) -> Result<()> {
+    let mut sets = Vec::new();
+    for spec in &a.sets {
         let Some((name, dir)) = spec.split_once('=') else {
-            bail!("{spec:?}: give a base as NAME=DIR");
+            bail!("{spec:?}: give a result set as NAME=DIR");
         };
         let dir = PathBuf::from(dir);
         if !dir.is_dir() {
-            bail!("{}: not a directory (base {name})", dir.display());
+            bail!("{}: not a directory (result set {name})", dir.display());
         }
         let mut rows = Vec::new();
         for task in &a.tasks {
             rows.extend(read_results(&dir.join(task))?);
         }
-        bases.push(BaseRuns {
+        sets.push(ResultSet {
             name: name.to_string(),
             rows,
         });
     }
-    let md = compare_bases(&bases, &a.tasks, &a.strategies)?;
+    let md = compare_result_sets(&sets, &a.tasks, &a.strategies)?;
     match &a.out {
         Some(path) => edge_seg_models::atomic::write_bytes(path, md.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?,

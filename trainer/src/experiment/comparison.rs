@@ -1,7 +1,8 @@
-//! The same transfers from different base models: per task and training-set
-//! size, each base's strategies as mean ± sd over seeds, and the differences
-//! between bases paired by strategy, seed and test case, with bootstrap
-//! intervals. Rows from different bases are compared only on one test set.
+//! The same transfers run under different conditions (from different base
+//! models, or with a different stopping rule): per task and training-set size,
+//! each result set's strategies as mean ± sd over seeds, and the differences
+//! between sets paired by strategy, seed and test case, with bootstrap
+//! intervals. Rows are compared only on one test set.
 
 use std::collections::BTreeSet;
 
@@ -10,29 +11,29 @@ use anyhow::{bail, Result};
 use super::report::{difference_cell, mean_sd_cell, paired_runs};
 use super::RunResult;
 
-/// One base model's experiment rows (every task), under the name the
+/// One condition's experiment rows (every task), under the name the
 /// comparison gives it.
-pub struct BaseRuns {
+pub struct ResultSet {
     pub name: String,
     pub rows: Vec<RunResult>,
 }
 
 /// The comparison as Markdown, for the tasks and strategies given, at the
-/// sizes where at least two bases have rows of one of those strategies.
-/// Fails when two bases scored a task on different test sets.
-pub fn compare_bases(bases: &[BaseRuns], tasks: &[String], strategies: &[String]) -> Result<String> {
-    if bases.len() < 2 {
-        bail!("a comparison needs at least two bases, got {}", bases.len());
+/// sizes where at least two sets have rows of one of those strategies.
+/// Fails when two sets scored a task on different test sets.
+pub fn compare_result_sets(sets: &[ResultSet], tasks: &[String], strategies: &[String]) -> Result<String> {
+    if sets.len() < 2 {
+        bail!("a comparison needs at least two result sets, got {}", sets.len());
     }
     let mut md = String::new();
     for task in tasks {
         let mut test_set: Option<(&str, &str)> = None;
-        for b in bases {
+        for b in sets {
             for r in b.rows.iter().filter(|r| &r.task == task) {
                 match test_set {
                     None => test_set = Some((&b.name, &r.test_set)),
                     Some((first, set)) if set != r.test_set => bail!(
-                        "{task}: base {} scored on test set {} but base {first} on {set}; compare rows of one test set",
+                        "{task}: {} was scored on test set {} but {first} on {set}; compare rows of one test set",
                         b.name,
                         r.test_set
                     ),
@@ -40,58 +41,58 @@ pub fn compare_bases(bases: &[BaseRuns], tasks: &[String], strategies: &[String]
                 }
             }
         }
-        let sizes: BTreeSet<usize> = bases
+        let sizes: BTreeSet<usize> = sets
             .iter()
             .flat_map(|b| b.rows.iter().filter(|r| &r.task == task).map(|r| r.size))
             .filter(|&size| {
                 strategies
                     .iter()
-                    .any(|s| bases.iter().filter(|b| !runs(b, task, size, s).is_empty()).count() >= 2)
+                    .any(|s| sets.iter().filter(|b| !runs(b, task, size, s).is_empty()).count() >= 2)
             })
             .collect();
         if sizes.is_empty() {
             continue;
         }
         md.push_str(&format!("### {task}\n\n"));
-        md.push_str(&header(bases.iter().map(|b| b.name.clone())));
+        md.push_str(&header(sets.iter().map(|b| b.name.clone())));
         for &size in &sizes {
             for s in strategies {
                 md.push_str(&format!("| {size} | {s} |"));
-                for b in bases {
+                for b in sets {
                     let dice: Vec<f64> = runs(b, task, size, s).iter().map(|r| r.dice).collect();
                     md.push_str(&format!(" {} |", mean_sd_cell(&dice)));
                 }
                 md.push('\n');
             }
         }
-        let pairs: Vec<(usize, usize)> = (0..bases.len()).flat_map(|j| (0..j).map(move |i| (i, j))).collect();
+        let pairs: Vec<(usize, usize)> = (0..sets.len()).flat_map(|j| (0..j).map(move |i| (i, j))).collect();
         md.push('\n');
         md.push_str(&header(
             pairs
                 .iter()
-                .map(|&(i, j)| format!("{} − {}", bases[j].name, bases[i].name)),
+                .map(|&(i, j)| format!("{} − {}", sets[j].name, sets[i].name)),
         ));
         for &size in &sizes {
             for s in strategies {
                 md.push_str(&format!("| {size} | {s} |"));
                 for &(i, j) in &pairs {
-                    let d = paired_runs(&runs(&bases[j], task, size, s), &runs(&bases[i], task, size, s));
+                    let d = paired_runs(&runs(&sets[j], task, size, s), &runs(&sets[i], task, size, s));
                     md.push_str(&format!(" {} |", difference_cell(d)));
                 }
                 md.push('\n');
             }
         }
         md.push_str(
-            "\nMean test Dice ± sd over seeds; differences of mean test Dice between bases, paired by \
+            "\nMean test Dice ± sd over seeds; differences of mean test Dice between result sets, paired by \
              strategy, seed and test case, with 95 % bootstrap intervals.\n\n",
         );
     }
     Ok(md)
 }
 
-/// A base's runs of one strategy at one task and size.
-fn runs<'a>(base: &'a BaseRuns, task: &str, size: usize, strategy: &str) -> Vec<&'a RunResult> {
-    base.rows
+/// A set's runs of one strategy at one task and size.
+fn runs<'a>(set: &'a ResultSet, task: &str, size: usize, strategy: &str) -> Vec<&'a RunResult> {
+    set.rows
         .iter()
         .filter(|r| r.task == task && r.size == size && r.strategy == strategy)
         .collect()
@@ -137,8 +138,8 @@ mod tests {
     }
 
     #[test]
-    fn bases_are_compared_pairwise_by_seed_and_test_case() {
-        let sparse = BaseRuns {
+    fn sets_are_compared_pairwise_by_seed_and_test_case() {
+        let sparse = ResultSet {
             name: "sparse".into(),
             rows: vec![
                 row("t", "finetune", 1, 0, &[0.5, 0.6], "x"),
@@ -147,15 +148,15 @@ mod tests {
                 row("t", "scratch", 1, 0, &[0.1, 0.1], "x"),
             ],
         };
-        let labelled = BaseRuns {
+        let labelled = ResultSet {
             name: "labelled".into(),
             rows: vec![
                 row("t", "finetune", 1, 0, &[0.6, 0.7], "x"),
                 row("t", "finetune", 1, 1, &[0.5, 0.6], "x"),
             ],
         };
-        let md = compare_bases(&[sparse, labelled], &["t".into()], &["finetune".into()]).unwrap();
-        // Size 10 has one base only: left out.
+        let md = compare_result_sets(&[sparse, labelled], &["t".into()], &["finetune".into()]).unwrap();
+        // Size 10 has one set only: left out.
         assert!(!md.contains("| 10 |"), "{md}");
         assert!(
             md.contains("| 1 | finetune | 0.500 ± 0.071 (n=2) | 0.600 ± 0.071 (n=2) |"),
@@ -170,17 +171,17 @@ mod tests {
 
     #[test]
     fn different_test_sets_are_refused() {
-        let a = BaseRuns {
+        let a = ResultSet {
             name: "a".into(),
             rows: vec![row("t", "finetune", 1, 0, &[0.5], "x")],
         };
-        let b = BaseRuns {
+        let b = ResultSet {
             name: "b".into(),
             rows: vec![row("t", "finetune", 1, 0, &[0.5], "y")],
         };
-        let e = compare_bases(&[a, b], &["t".into()], &["finetune".into()])
+        let e = compare_result_sets(&[a, b], &["t".into()], &["finetune".into()])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("test set y") && e.contains("base a on x"), "{e}");
+        assert!(e.contains("test set y") && e.contains("but a on x"), "{e}");
     }
 }
